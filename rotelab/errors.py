@@ -1,0 +1,19 @@
+"""One error family: every problem a user can fix is a ``RotelabError``.
+
+The CLI catches ``RotelabError`` in one place, prints its message as one line and exits 2;
+any other exception is a bug in rotelab.
+"""
+
+from __future__ import annotations
+
+
+class RotelabError(Exception):
+    """A problem the user can fix; the message names it, what was expected and the fix."""
+
+
+class InvalidInputError(RotelabError, ValueError):
+    """Bad input: an unknown name, a malformed file, NaN, labels out of range, impossible settings."""
+
+
+class StoreError(RotelabError):
+    """A study directory that is missing files or was written by another version of rotelab."""

@@ -1,0 +1,1 @@
+"""Measures: pure numpy functions over (n_models, n_samples[, ...]) arrays; no I/O, no torch."""
