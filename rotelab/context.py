@@ -1,0 +1,36 @@
+"""What every run records beside its arrays: versions, device, seed, command, git commit."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_context(device: str) -> dict:
+    from rotelab import __version__
+
+    return {
+        "rotelab": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "command": " ".join(["rotelab", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("rotelab") else None,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

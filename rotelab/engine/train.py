@@ -1,0 +1,259 @@
+"""Train the K members of a job at once and record what each does on every example.
+
+Shapes: ``x`` (N, *feature_shape) holds every example a study looks at (training pool,
+then test split); ``train_mask``/``val_mask`` (K, N) bool say which examples member k
+trains on and validates on; ``test_mask`` (N,) marks the test split ("new data").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rotelab.engine.members import LoopMembers, StackedMembers, make_members
+from rotelab.engine.recipe import Recipe
+
+# Per-epoch curves recorded for every member, each (K, n_recorded_epochs).
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+# Final per-example outputs, each (K, N).
+OUTPUTS = ("loss", "confidence", "margin", "pred", "correct")
+
+
+@dataclass(frozen=True)
+class Members:
+    """Who trains: one seed and one pair of masks per member."""
+
+    seeds: np.ndarray  # (K,) int
+    train_mask: np.ndarray  # (K, N) bool
+    val_mask: np.ndarray  # (K, N) bool
+
+    @property
+    def k(self) -> int:
+        return len(self.seeds)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _batch_plan(members: Members, rng: list[np.random.Generator], batch_size: int):
+    """Each member's own shuffled pass over its training examples, padded to a common length.
+
+    Returns idx (K, n_max) int64 and weight (K, n_max) float32; padding repeats the member's
+    own examples with weight 0, so mixing partners never come from outside its subset.
+    """
+    k = members.k
+    own = [np.flatnonzero(members.train_mask[i]) for i in range(k)]
+    n_max = max(len(o) for o in own)
+    n_max = int(np.ceil(n_max / batch_size) * batch_size) if n_max > batch_size else n_max
+    idx = np.empty((k, n_max), dtype=np.int64)
+    w = np.zeros((k, n_max), dtype=np.float32)
+    for i, o in enumerate(own):
+        perm = rng[i].permutation(o)
+        idx[i, : len(o)] = perm
+        w[i, : len(o)] = 1.0
+        if n_max > len(o):
+            idx[i, len(o) :] = rng[i].choice(o, size=n_max - len(o))
+    return idx, w
+
+
+def _weight_params(named: Sequence[tuple[str, torch.Tensor]], stacked: bool) -> list[torch.Tensor]:
+    """Weight matrices and kernels (not biases): what L1/L2 act on."""
+    min_dim = 3 if stacked else 2
+    return [p for _, p in named if p.dim() >= min_dim]
+
+
+@torch.no_grad()
+def evaluate(
+    members: StackedMembers | LoopMembers, x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Every member on every example, in eval mode: loss, confidence in the given label,
+    logit-scaled confidence (margin), predicted label and correctness, each (K, N)."""
+    members.train(False)
+    chunk = chunk or max(32, 262_144 // max(members.k, 1))
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in OUTPUTS}
+    for start in range(0, len(x), chunk):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        logits = members.forward_shared(xb).float()  # (K, B, C)
+        logp = torch.log_softmax(logits, dim=-1)
+        lp_y = logp.gather(-1, yb.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
+        # log(1 - p_y) = logsumexp over the other classes, computed without cancellation
+        others = logp.scatter(-1, yb.expand(logits.shape[0], -1).unsqueeze(-1), float("-inf"))
+        log1m = torch.logsumexp(others, dim=-1)
+        pred = logits.argmax(-1)
+        parts["loss"].append(-lp_y)
+        parts["confidence"].append(lp_y.exp())
+        parts["margin"].append(lp_y - log1m)
+        parts["pred"].append(pred.to(torch.int16))
+        parts["correct"].append(pred == yb)
+    return {k: torch.cat(v, dim=1) for k, v in parts.items()}
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    m = mask.float()
+    total = (values.float() * m).sum(1)
+    n = m.sum(1)
+    out = torch.where(n > 0, total / n.clamp(min=1), torch.full_like(total, float("nan")))
+    return out.cpu().numpy()
+
+
+def train_job(
+    factory: Callable[[], nn.Module],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    members: Members,
+    test_mask: np.ndarray,
+    recipe: Recipe,
+    n_classes: int,
+    kind: str = "vector",
+    device: str | torch.device = "auto",
+    job_seed: int = 0,
+    on_epoch: Callable[[int, int], None] | None = None,
+    on_fallback: Callable[[str], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Train ``members.k`` models of ``factory`` under ``recipe`` at once.
+
+    Returns numpy arrays: the curves in ``CURVES`` (K, E_rec) with ``epoch`` (E_rec,), the
+    final per-example ``OUTPUTS`` (K, N), ``best_epoch`` and ``epochs_run`` (K,), and
+    ``seconds`` and ``vectorized`` scalars. With early stopping, the final outputs come
+    from each member's best epoch (lowest validation loss).
+    """
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
+    yt = torch.as_tensor(y, dtype=torch.int64, device=dev)
+    train_m = torch.as_tensor(members.train_mask, device=dev)
+    val_m = torch.as_tensor(members.val_mask, device=dev)
+    test_m = torch.as_tensor(np.asarray(test_mask, dtype=bool), device=dev).expand(members.k, -1)
+
+    net, reason = make_members(factory, members.seeds, dev, xt[:2])
+    if reason is not None and on_fallback is not None:
+        on_fallback(reason)
+    k = net.k
+    named = net.named_parameters()
+    decay = _weight_params(named, net.vectorized)
+    decay_ids = {id(p) for p in decay}
+    rest = [p for _, p in named if id(p) not in decay_ids]
+    groups = [{"params": decay, "weight_decay": recipe.l2}, {"params": rest, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+    else:
+        opt = torch.optim.AdamW(groups, lr=recipe.lr)
+    steps_per_epoch = -(-int(members.train_mask.sum(1).max()) // recipe.batch_size)
+    sched = None
+    if recipe.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * steps_per_epoch)
+
+    augment = None
+    if recipe.augment:
+        from rotelab.techniques.augment import build_augment
+
+        augment = build_augment(recipe.augment, kind=kind, feature_shape=tuple(x.shape[1:]))
+    mixer = None
+    if recipe.mixup or recipe.cutmix:
+        from rotelab.techniques.mixing import build_mixer
+
+        mixer = build_mixer(mixup=recipe.mixup, cutmix=recipe.cutmix, kind=kind)
+
+    torch.manual_seed(job_seed)  # dropout, augmentation and mixing draws
+    rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
+    track_val = recipe.early_stop > 0
+    best_loss = torch.full((k,), float("inf"), device=dev)
+    best_epoch = np.zeros(k, dtype=np.int64)
+    stopped_at = np.full(k, recipe.epochs, dtype=np.int64)
+    since_best = np.zeros(k, dtype=np.int64)
+    best_snap = net.snapshot() if track_val else None
+    curves: dict[str, list[np.ndarray]] = {c: [] for c in CURVES}
+    epochs_recorded: list[int] = []
+    eps = recipe.label_smoothing
+
+    for epoch in range(1, recipe.epochs + 1):
+        net.train(True)
+        idx, w = _batch_plan(members, rngs, recipe.batch_size)
+        idx_t, w_t = torch.from_numpy(idx).to(dev), torch.from_numpy(w).to(dev)
+        for start in range(0, idx.shape[1], recipe.batch_size):
+            bi, bw = idx_t[:, start : start + recipe.batch_size], w_t[:, start : start + recipe.batch_size]
+            xb = xt[bi]  # (K, B, *fs)
+            target = F.one_hot(yt[bi], n_classes).float()  # (K, B, C)
+            if eps:
+                target = target * (1 - eps) + eps / n_classes
+            if augment is not None:
+                xb = augment(xb.flatten(0, 1)).view_as(xb)
+            if mixer is not None:
+                xb, target = mixer(xb, target)
+            logits = net(xb)
+            per_ex = -(target * torch.log_softmax(logits, dim=-1)).sum(-1)  # (K, B)
+            loss = ((per_ex * bw).sum(1) / bw.sum(1).clamp(min=1)).sum()
+            if recipe.l1:
+                loss = loss + recipe.l1 * sum(p.abs().sum() for p in decay)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+
+        record = recipe.eval_every > 0 and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs)
+        if record or track_val:
+            out = evaluate(net, xt, yt)
+            val_loss = _masked_mean(out["loss"], val_m)
+            if record:
+                epochs_recorded.append(epoch)
+                for name, mask in (("train", train_m), ("val", val_m), ("test", test_m)):
+                    curves[f"{name}_loss"].append(_masked_mean(out["loss"], mask))
+                    curves[f"{name}_acc"].append(_masked_mean(out["correct"], mask))
+            if track_val:
+                vl = torch.as_tensor(np.nan_to_num(val_loss, nan=np.inf), device=dev)
+                improved = (vl < best_loss) & torch.as_tensor(stopped_at >= epoch, device=dev)
+                best_loss = torch.where(improved, vl, best_loss)
+                imp = improved.cpu().numpy()
+                best_epoch[imp] = epoch
+                since_best = np.where(imp, 0, since_best + 1)
+                snap = net.snapshot()
+                _merge_snapshot(best_snap, snap, imp, net)
+                newly = (since_best >= recipe.early_stop) & (stopped_at == recipe.epochs)
+                stopped_at[newly] = epoch
+        if on_epoch is not None:
+            on_epoch(epoch, recipe.epochs)
+        if track_val and (stopped_at < recipe.epochs).all() and (since_best >= recipe.early_stop).all():
+            break
+
+    if track_val:
+        net.restore(best_snap, torch.ones(k, dtype=torch.bool, device=dev))
+    else:
+        best_epoch[:] = recipe.epochs
+        stopped_at[:] = recipe.epochs
+    final = evaluate(net, xt, yt)
+    result = {name: final[name].cpu().numpy() for name in OUTPUTS}
+    n_rec = len(epochs_recorded)
+    for name in CURVES:
+        result[name] = np.stack(curves[name], axis=1) if n_rec else np.zeros((k, 0), dtype=np.float32)
+    result["epoch"] = np.asarray(epochs_recorded, dtype=np.int64)
+    result["best_epoch"] = best_epoch
+    result["epochs_run"] = stopped_at
+    result["seconds"] = np.float64(time.perf_counter() - t0)
+    result["vectorized"] = np.bool_(net.vectorized)
+    return result
+
+
+def _merge_snapshot(best, new, improved: np.ndarray, net) -> None:
+    """best[k] <- new[k] for members that just improved (in place)."""
+    if not improved.any():
+        return
+    if isinstance(net, StackedMembers):
+        which = torch.as_tensor(improved, device=next(iter(best.values())).device)
+        for key, v in best.items():
+            m = which.view(-1, *([1] * (v.dim() - 1)))
+            best[key] = torch.where(m, new[key], v)
+    else:
+        for i in np.flatnonzero(improved):
+            best[i] = new[i]

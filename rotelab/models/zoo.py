@@ -1,0 +1,120 @@
+"""Built-in model families: ``mlp``, ``cnn`` (2-D images) and ``cnn1d`` (sequences).
+
+Each builder returns a plain ``nn.Module`` mapping a batch (B, *feature_shape) to logits
+(B, n_classes). The engine stacks K of them (one per member) and trains them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import prod
+
+from torch import nn
+
+from rotelab.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Settings of a built-in model; ``None`` width/depth take the family's default."""
+
+    name: str = "mlp"
+    width: int | None = None
+    depth: int | None = None
+    dropout: float = 0.0
+
+    def resolved(self) -> "ModelSpec":
+        w, d = DEFAULTS[self.name]
+        return ModelSpec(self.name, self.width or w, self.depth or d, self.dropout)
+
+
+#: family -> (default width, default depth). The MLP and 1-D CNN are the MNIST-1D paper's
+#: baselines (Greydanus 2020: MLP 100-100, CNN with 25 channels and 3 strided convs).
+DEFAULTS = {"mlp": (100, 2), "cnn": (32, 2), "cnn1d": (25, 3)}
+MODELS = tuple(DEFAULTS)
+
+
+def mlp(input_shape, n_classes, *, width, depth, dropout) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    fan_in = prod(input_shape)
+    for _ in range(depth):
+        layers += [nn.Linear(fan_in, width), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        fan_in = width
+    layers.append(nn.Linear(fan_in, n_classes))
+    return nn.Sequential(*layers)
+
+
+def cnn(input_shape, n_classes, *, width, depth, dropout) -> nn.Module:
+    if len(input_shape) != 3:
+        raise InvalidInputError(
+            f"model 'cnn' needs image features (C, H, W), got feature shape {tuple(input_shape)}; "
+            "use 'mlp', or 'cnn1d' for sequences"
+        )
+    channels, h, w = input_shape
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        out = width * 2**i
+        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU()]
+        if min(h, w) >= 4:  # halve while the map is large enough to keep structure
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+        channels = out
+    layers.append(nn.Flatten())
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers += [nn.Linear(channels * h * w, 4 * width), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(4 * width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def cnn1d(input_shape, n_classes, *, width, depth, dropout) -> nn.Module:
+    if len(input_shape) == 1:  # vectors are read as one-channel sequences
+        layers: list[nn.Module] = [nn.Unflatten(1, (1, input_shape[0]))]
+        channels, length = 1, input_shape[0]
+    elif len(input_shape) == 2:
+        layers, (channels, length) = [], input_shape
+    else:
+        raise InvalidInputError(
+            f"model 'cnn1d' needs sequence features (C, L) or (L,), got feature shape {tuple(input_shape)}; "
+            "use 'cnn' for images"
+        )
+    for i in range(depth):
+        kernel, pad = (5, 1) if i == 0 else (3, 1)
+        layers += [nn.Conv1d(channels, width, kernel, stride=2, padding=pad), nn.ReLU()]
+        length = (length + 2 * pad - kernel) // 2 + 1
+        channels = width
+        if length < 1:
+            raise InvalidInputError(f"model 'cnn1d' with depth {depth} is too deep for sequences of length {input_shape[-1]}")
+    layers.append(nn.Flatten())
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(channels * length, n_classes))
+    return nn.Sequential(*layers)
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "cnn1d": cnn1d}
+
+
+def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """Build one freshly initialised model (uses the global torch RNG for its weights)."""
+    s = spec.resolved()
+    return BUILDERS[s.name](tuple(input_shape), n_classes, width=s.width, depth=s.depth, dropout=s.dropout)
+
+
+def check_model_spec(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> ModelSpec:
+    """Validate a spec against the data before anything is trained or written."""
+    from rotelab.validation import check_choice, check_float, check_int
+
+    check_choice("model", spec.name, MODELS)
+    if spec.width is not None:
+        check_int("width", spec.width, minimum=1, maximum=1_000_000)
+    if spec.depth is not None:
+        check_int("depth", spec.depth, minimum=0 if spec.name == "mlp" else 1, maximum=64)
+    check_float("dropout", spec.dropout, low=0.0, high=1.0, high_open=True)
+    build_model(spec, input_shape, n_classes)  # raises on a shape mismatch
+    return spec.resolved()
