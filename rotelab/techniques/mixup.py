@@ -1,0 +1,13 @@
+"""mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019): train on blends of example pairs."""
+
+from rotelab.techniques.base import Technique, number, set_recipe
+
+TECHNIQUE = Technique(
+    name="mixup", default=0.2, help="Beta(α, α) mixing, α > 0",
+    parse=number("mixup", low=1e-6),
+    apply=set_recipe(mixup=float),
+)
+CUTMIX = Technique(
+    name="cutmix", default=1.0, help="Beta(α, α) box area, α > 0",
+    parse=number("cutmix", low=1e-6), apply=set_recipe(cutmix=float),
+)
