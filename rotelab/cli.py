@@ -57,5 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m rotelab.cli`: run the registered app, not this copy
+    from rotelab.cli import main as _main
+
+    _main()

@@ -63,7 +63,11 @@ def diagnose(
     out.print(f"poor on new data:                     {ok if r.signs['poor_on_new_data'] else no}  "
               f"(test accuracy {pct(f['test_acc'])})")
     color = {"memorizing": "red", "healthy": "green", "underfitting": "yellow"}[r.verdict]
-    onset = f", from epoch {r.onset_epoch} (validation loss stops falling while training loss falls)" \
-        if r.onset_epoch is not None else ""
+    if r.onset_epoch is None:
+        onset = ""
+    elif r.verdict == "memorizing":
+        onset = f", from epoch {r.onset_epoch} (validation loss stops falling while training loss still falls)"
+    else:
+        onset = f" (validation loss has crept up since epoch {r.onset_epoch})"
     out.print(f"verdict: [bold {color}]{r.verdict}[/bold {color}]{onset}")
     out.print(f"[dim]study: {r.study_dir}[/dim]")

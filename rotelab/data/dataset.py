@@ -114,14 +114,13 @@ def make_dataset(
     x_train = check_features(f"{name}: x_train", x_train)
     if (x_test is None) != (y_test is None):
         raise InvalidInputError(f"{name}: give both x_test and y_test, or neither")
-    y_train_arr = np.asarray(y_train)
+    y_train = check_labels(f"{name}: y_train", y_train, n_samples=len(x_train))
+    if x_test is not None:
+        x_test = check_features(f"{name}: x_test", x_test)
+        y_test = check_labels(f"{name}: y_test", y_test, n_samples=len(x_test))
     if classes is None:
-        y_all = y_train_arr if y_test is None else np.concatenate([y_train_arr.ravel(), np.asarray(y_test).ravel()])
-        try:
-            n_classes = int(np.max(y_all)) + 1 if y_all.size else 0
-        except (TypeError, ValueError):
-            n_classes = None
-        classes = tuple(str(i) for i in range(n_classes or 0))
+        top = max(int(y_train.max()), int(y_test.max()) if y_test is not None else 0)
+        classes = tuple(str(i) for i in range(top + 1))
     classes = tuple(str(c) for c in classes)
     if len(classes) < 2:
         raise InvalidInputError(f"{name}: need at least 2 classes, got {len(classes)}")
@@ -129,7 +128,6 @@ def make_dataset(
     if x_test is None:
         x_train, y_train, x_test, y_test = _stratified_holdout(x_train, y_train, test_fraction, seed, name)
     else:
-        x_test = check_features(f"{name}: x_test", x_test)
         y_test = check_labels(f"{name}: y_test", y_test, n_samples=len(x_test), n_classes=len(classes))
         if x_test.shape[1:] != x_train.shape[1:]:
             raise InvalidInputError(

@@ -27,7 +27,7 @@ from rotelab.validation import check_choice, check_float, check_int
 ModelArg = str | Callable[[], nn.Module]
 
 #: Epochs by model family when the user gives none: enough for each to fit its data.
-DEFAULT_EPOCHS = {"mlp": 50, "cnn": 30, "cnn1d": 80, "custom": 30}
+DEFAULT_EPOCHS = {"mlp": 50, "cnn": 30, "cnn1d": 60, "custom": 30}
 DEVICES = ("auto", "cpu", "cuda")
 
 

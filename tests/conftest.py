@@ -1,0 +1,47 @@
+"""Shared fixtures: small seeded data, an isolated cache, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Generated datasets are cached per test session, never in the user's home."""
+    cache = tmp_path_factory.getbasetemp() / "rotelab-cache"
+    monkeypatch.setenv("ROTELAB_CACHE", str(cache))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``rotelab ARGS`` in a fresh interpreter, as a user would."""
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-m", "rotelab", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def cli_json(*args: str) -> dict:
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def tree(path: Path) -> list[str]:
+    """Every file and folder under ``path`` (empty list when it does not exist)."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
