@@ -22,13 +22,18 @@ def load_dataset(
     seed: int = 0,
     **file_options,
 ) -> Dataset:
-    """Resolve ``data`` (a built-in name, a file path or a :class:`Dataset`) and prepare it.
+    """Resolve ``data`` and prepare it: a built-in name, a dataset file or directory, a
+    :class:`Dataset`, ``(x, y[, x_test, y_test])`` arrays or tensors, or a torch Dataset.
 
     The subset is taken first and the noise injected into it, so ``--train-size 300
     --label-noise 0.2`` flips 60 of the 300 examples.
     """
     if isinstance(data, Dataset):
         ds = data
+    elif not isinstance(data, (str, Path)):
+        from rotelab.data.torchdata import from_user_data
+
+        ds = from_user_data(data)
     elif str(data) in BUILTIN:
         ds = BUILTIN[str(data)]()
     else:

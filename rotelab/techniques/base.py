@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -46,6 +47,8 @@ def number(name: str, *, low: float, high: float | None = None, high_open: bool 
             value = float(text)
         except ValueError:
             raise InvalidInputError(f"technique {name}: strength must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise InvalidInputError(f"technique {name}: strength must be finite, got {text!r}")
         if integer:
             if value != int(value):
                 raise InvalidInputError(f"technique {name}: strength must be a whole number, got {text!r}")

@@ -119,7 +119,7 @@ def test_dropout_is_random_in_training_and_off_in_evaluation(digits):
 
 
 def test_label_smoothing_lowers_confidence_on_training_examples(digits):
-    base = Recipe(model=MLP, epochs=15, batch_size=50)
+    base = Recipe(model=MLP, epochs=25, batch_size=50)
     plain, members = _train(digits, base)
     smooth, _ = _train(digits, parse_cells("label-smoothing=0.2")[0].apply(base, kind="image"))
     conf_plain = np.array([c[m].mean() for c, m in zip(plain["confidence"], members.train_mask)])
@@ -127,7 +127,7 @@ def test_label_smoothing_lowers_confidence_on_training_examples(digits):
     assert (conf_plain > 0.85).all()
     # the smoothed target puts 1 - 0.2 + 0.2/10 = 0.82 on the label: confidence stops near it
     assert (conf_smooth < 0.85).all()
-    assert (conf_smooth < conf_plain - 0.05).all()
+    assert (conf_smooth < conf_plain - 0.1).all()
 
 
 def test_early_stop_restores_each_members_best_epoch(noisy_digits):

@@ -1,0 +1,200 @@
+"""One self-contained HTML page for one or more studies: figures embedded, no server, no network.
+
+Every string that comes from the user (dataset, class and file names) reaches the page only
+through Jinja2's autoescaping, so a class named ``<script>`` shows as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from rotelab.errors import StoreError
+from rotelab.report import figures
+from rotelab.store import RESULT_FILE, STUDY_FILE, Store, atomic_write_bytes
+
+REPORT_FILE = "report.html"
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return f"{v:,}"
+    if v != v:
+        return "–"
+    return f"{v:.3g}" if abs(v) < 1e-2 and v != 0 else f"{v:.3f}"
+
+
+def pct(v: float | None) -> str:
+    return "–" if v is None or v != v else f"{100 * v:.1f}%"
+
+
+def figure(png: bytes, caption: str) -> dict:
+    return {"kind": "figure", "png": _b64(png), "caption": caption}
+
+
+def table(columns: list[str], rows: list[list[Any]], *, best: int | None = None, sortable: bool = True) -> dict:
+    return {"kind": "table", "columns": columns, "rows": rows, "best": best, "sortable": sortable, "fmt": _fmt}
+
+
+# ── per-study sections ─────────────────────────────────────────────────────────────────
+def diagnose_blocks(study: dict, result: dict, path: Path) -> list[dict]:
+    f = result["final"]
+    signs = result["signs"]
+    onset = result.get("onset_epoch")
+    text = (f"memorization begins after epoch {onset}: validation loss stops falling while training loss "
+            "still falls." if onset is not None and result["verdict"] == "memorizing" else "")
+    rows = []
+    n = len(result["epochs"])
+    step = max(1, n // 15)  # about 15 rows; the figure shows every epoch
+    keep = set(range(0, n, step)) | {n - 1} | ({result["epochs"].index(onset)} if onset in result["epochs"] else set())
+    for i, e in enumerate(result["epochs"]):
+        if i not in keep:
+            continue
+        c = result["curves"]
+        rows.append([e, c["train_acc"][i], c["val_acc"][i], c["test_acc"][i], c["train_loss"][i], c["val_loss"][i],
+                     c["train_acc"][i] - c["val_acc"][i]])
+    return [
+        {"kind": "verdict", "verdict": result["verdict"], "text": text},
+        {"kind": "signs", "entries": [
+            ("high training accuracy, low validation accuracy", signs["train_high_val_low"],
+             f"train {pct(f['train_acc'])}, validation {pct(f['val_acc'])}, gap {pct(f['acc_gap'])}"),
+            ("widening gap between training and validation loss", signs["loss_gap_widening"],
+             f"validation − training loss {f['loss_gap']:.3f} at the end"),
+            ("poor performance on new data", signs["poor_on_new_data"],
+             f"test accuracy {pct(f['test_acc'])} vs training {pct(f['train_acc'])}"),
+        ]},
+        {"kind": "heading", "text": "Learning curves"},
+        figure(figures.learning_curves(result["epochs"], result["curves"], result["curves_std"], onset),
+               f"Mean ± std over {result['seeds']} seed(s); dashed line: memorization onset."),
+        {"kind": "heading", "text": "Per epoch"},
+        table(["epoch", "train acc", "val acc", "test acc", "train loss", "val loss", "acc gap"], rows),
+    ]
+
+
+def generic_blocks(study: dict, result: dict, path: Path) -> list[dict]:
+    """Studies without a dedicated section: their scalar results as a table."""
+    flat = [[k, v] for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    return [table(["result", "value"], flat, sortable=False)]
+
+
+SECTIONS: dict[str, Callable[[dict, dict, Path], list[dict]]] = {"diagnose": diagnose_blocks}
+
+
+def _register_optional_sections() -> None:
+    """Sections for studies that live in their own modules (compare, sweep, memorization)."""
+    import importlib
+
+    for kind in ("compare", "sweep", "memorization"):
+        try:
+            mod = importlib.import_module(f"rotelab.report.{kind}_section")
+        except ModuleNotFoundError:
+            continue
+        SECTIONS[kind] = mod.blocks
+
+
+# ── reading studies and writing the page ───────────────────────────────────────────────
+def find_studies(paths: list[str | Path]) -> list[Path]:
+    """Study directories named directly, or every study inside a runs directory."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if (p / STUDY_FILE).is_file():
+            found.append(p)
+        elif p.is_dir() and any((c / STUDY_FILE).is_file() for c in p.iterdir() if c.is_dir()):
+            # inside a runs directory, studies still running (no result yet) are left out
+            found += sorted(c for c in p.iterdir() if (c / STUDY_FILE).is_file() and (c / RESULT_FILE).is_file())
+        else:
+            Store.open(p)  # raises the precise StoreError (missing dir, missing file, version)
+    if not found:
+        raise StoreError("no study found in " + ", ".join(map(str, paths)))
+    return found
+
+
+def load_study(path: Path) -> tuple[dict, dict]:
+    store = Store.open(path)
+    try:
+        study = store.read_json(STUDY_FILE)
+        result = store.read_json(RESULT_FILE)
+    finally:
+        store.close()
+    for key in ("kind", "config", "dataset", "context"):
+        if key not in study:
+            raise StoreError(f"{path / STUDY_FILE}: missing {key!r}; written by another version of rotelab?")
+    return study, result
+
+
+def _meta(study: dict) -> list[tuple[str, str]]:
+    d, cfg, ctx = study["dataset"], study["config"], study["context"]
+    recipe = cfg.get("recipe", {})
+    model = recipe.get("model", {})
+    shape = "x".join(map(str, d.get("feature_shape", [])))
+    meta = [
+        ("data", f"{d.get('name')} — {d.get('n_train')} train / {d.get('n_test')} test, {d.get('n_classes')} classes, "
+                 f"features {shape}" + (f", {d.get('n_noisy')} flipped labels" if d.get("n_noisy") else "")),
+        ("classes", ", ".join(map(str, d.get("classes", [])))),
+    ]
+    if model:
+        meta.append(("model", f"{model.get('name')} (width {model.get('width')}, depth {model.get('depth')}, "
+                              f"dropout {model.get('dropout')})"))
+    if recipe:
+        meta.append(("training", f"{recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, "
+                                 f"{recipe.get('optimizer')} lr {recipe.get('lr')} ({recipe.get('schedule')})"))
+    if cfg.get("techniques"):
+        meta.append(("techniques", ", ".join(map(str, cfg["techniques"]))))
+    for key in ("seeds", "folds", "repeats", "models", "subset", "seed"):
+        if key in cfg:
+            meta.append((key, str(cfg[key])))
+    meta.append(("versions", f"rotelab {ctx.get('rotelab')}, torch {ctx.get('torch')}, numpy {ctx.get('numpy')}, "
+                             f"python {ctx.get('python')}"))
+    meta.append(("run", f"{ctx.get('time')} on {ctx.get('device')} ({ctx.get('threads')} threads)"
+                        + (f", git {ctx['git_commit'][:10]}" if ctx.get("git_commit") else "")))
+    return meta
+
+
+def _command(study: dict) -> str | None:
+    ctx = study["context"]
+    if ctx.get("command"):
+        return ctx["command"]
+    cfg = {k: v for k, v in study["config"].items() if not k.endswith("fingerprint")}
+    return f"rotelab.{study['kind']}(**{json.dumps(cfg, default=str)})  # Python API"
+
+
+def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path:
+    """Render the studies at ``paths`` into one HTML file (default: ``report.html`` inside the
+    first path, a study directory or a runs directory holding several)."""
+    _register_optional_sections()
+    studies = find_studies(paths)
+    sections = []
+    for path in studies:
+        study, result = load_study(path)
+        kind = study["kind"]
+        blocks = SECTIONS.get(kind, generic_blocks)(study, result, path)
+        sections.append({
+            "anchor": path.name, "heading": f"{kind} · {study['dataset'].get('name')}",
+            "meta": _meta(study), "command": _command(study), "blocks": blocks,
+        })
+    from rotelab import __version__
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("rotelab.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    title = studies[0].name if len(studies) == 1 else f"{len(studies)} studies"
+    html = env.get_template("report.html").render(
+        title=title, studies=sections, rotelab_version=__version__,
+        built=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    if out is None:  # beside the study, or in the runs directory that was named
+        out = Path(paths[0]) / REPORT_FILE
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, html.encode("utf-8"))
+    return out

@@ -1,0 +1,96 @@
+"""The report in a real headless Chromium: loads without console errors, every figure drawn,
+user strings escaped. Also the report's bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rotelab
+from rotelab.errors import StoreError
+from rotelab.report import build_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EVIL = "<script>alert(1)</script>"
+EVIL_FILE = 'evil"><img src=x onerror=alert(2)>.npz'  # a file name cannot hold the "/" of </script>
+
+
+def open_in_chromium(html: Path, screenshot: Path) -> dict:
+    """Load the page from disk; return console errors, dialogs, image sizes and the page text."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors, dialogs, requests = [], [], []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(html.as_uri())
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all("img", "els => els.map(e => [e.naturalWidth, e.naturalHeight])")
+        n_figures = page.eval_on_selector_all("figure.fig", "els => els.length")
+        text = page.inner_text("body")
+        page.click("table.sortable th:nth-child(2)")  # the sort script runs without error
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return {"errors": errors, "dialogs": dialogs, "images": images, "figures": n_figures, "text": text,
+            "requests": requests}
+
+
+@pytest.fixture
+def evil_study(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (60, 8)), rng.normal(1.5, 1, (60, 8))]).astype(np.float32)
+    y = np.repeat([0, 1], 60)
+    data = tmp_path / EVIL_FILE
+    np.savez(data, x=x, y=y, classes=np.array([EVIL, "<b>bold</b> & co"]))
+    r = rotelab.diagnose(str(data), "mlp", epochs=6, seeds=2, runs_dir=tmp_path / "runs")
+    return Path(r.study_dir)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+def test_report_loads_in_chromium_with_every_figure(evil_study, tmp_path):
+    page = build_report([evil_study])
+    seen = open_in_chromium(page, tmp_path / "report.png")
+    assert seen["errors"] == [] and seen["dialogs"] == []
+    assert seen["figures"] >= 1 and len(seen["images"]) == seen["figures"]
+    assert all(w > 100 and h > 100 for w, h in seen["images"])
+    assert EVIL in seen["text"] and "<b>bold</b> & co" in seen["text"]  # shown as text, not run
+    assert all(u.startswith(("file:", "data:")) for u in seen["requests"])  # no network
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_user_strings_are_escaped_in_the_html(evil_study):
+    html = build_report([evil_study]).read_text()
+    assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html
+    assert "<b>bold</b>" not in html
+
+
+def test_runs_directory_collects_finished_studies(evil_study):
+    runs = evil_study.parent
+    (runs / "half-done").mkdir()
+    (runs / "half-done" / "study.json").write_text("{}")
+    page = build_report([runs])
+    assert page == runs / "report.html" and page.read_text().count('<section class="study"') == 1
+
+
+def test_missing_files_and_other_versions_are_one_clear_error(evil_study, tmp_path, cli):
+    (evil_study / "result.json").unlink()
+    with pytest.raises(StoreError, match="missing result.json"):
+        build_report([evil_study])
+    study = json.loads((evil_study / "study.json").read_text())
+    study["format_version"] = 0
+    (evil_study / "study.json").write_text(json.dumps(study))
+    proc = cli("report", str(evil_study))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "another version of rotelab" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("report", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "no such study directory" in proc.stderr

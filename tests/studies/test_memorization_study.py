@@ -1,0 +1,195 @@
+"""End-to-end tests of ``rotelab.memorization`` on tiny seeded data: outputs, files, resume,
+adding models, determinism, planted label noise, and the input errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rotelab.data.builtin import synthetic
+from rotelab.data.dataset import make_dataset
+from rotelab.errors import InvalidInputError
+from rotelab.measures.memorization import influence_scores, memorization_scores
+from rotelab.store import Store
+from rotelab.studies.memorization import MemorizationResult, memorization, subset_masks
+
+SCORE_COLUMNS = ["index", "given_label", "clean_label", "predicted_label", "score", "stderr", "n_in", "n_out",
+                 "p_in", "p_out", "vulnerability", "flipped"]
+FAST = {"epochs": 4, "width": 16, "batch_size": 32, "device": "cpu"}
+
+
+@pytest.fixture
+def tiny():
+    """80 training / 40 test examples, 4 classes, 8 features."""
+    return synthetic(n_train=80, n_test=40, n_features=8, n_classes=4, seed=3)
+
+
+@pytest.fixture
+def separable():
+    """Well-separated clusters: clean examples are easy, so only flipped ones need memorizing."""
+    rng = np.random.default_rng(11)
+    centers = rng.normal(0.0, 1.0, (4, 8)) * 4.0
+    y = np.arange(240) % 4
+    x = (centers[y] + rng.normal(0.0, 1.0, (240, 8))).astype(np.float32)
+    return make_dataset("separable", x[:160], y[:160], x[160:], y[160:])
+
+
+def test_outputs_files_and_shapes(tiny, tmp_path):
+    r = memorization(tiny, "mlp", models=24, chunk=8, label_noise=0.1, runs_dir=tmp_path, **FAST)
+    assert isinstance(r, MemorizationResult)
+    assert r.cells == ["baseline"] and r.jobs_trained == 3 and r.jobs_reused == 0
+    df = r.scores["baseline"]
+    assert list(df.columns) == SCORE_COLUMNS and len(df) == 80
+    assert df["index"].tolist() == list(range(80))
+    assert (df["n_in"] + df["n_out"] == 24).all() and (df["n_in"] > 0).all() and (df["n_out"] > 0).all()
+    assert df["score"].between(-1, 1).all() and np.isfinite(df["stderr"]).all()
+    assert df["flipped"].sum() == 8 and (df["given_label"] != df["clean_label"]).sum() == 8
+    assert df["predicted_label"].between(0, 3).all()
+
+    study = r.study_dir
+    files = r.files["baseline"]
+    assert files == {"scores_csv": "scores_baseline.csv", "scores_parquet": "scores_baseline.parquet",
+                     "influence": "influence_baseline.csv", "roc": "roc_baseline.csv",
+                     "npz": "feldman_zhang_baseline.npz"}
+    pd.testing.assert_frame_equal(pd.read_parquet(f"{study}/scores_baseline.parquet"), df)
+    csv = pd.read_csv(f"{study}/scores_baseline.csv")
+    np.testing.assert_allclose(csv["score"], df["score"])
+    pairs = pd.read_csv(f"{study}/influence_baseline.csv")
+    assert list(pairs.columns) == ["train_index", "test_index", "influence", "train_label", "test_label",
+                                   "train_score"]
+    assert len(pairs) == 100 and pairs["influence"].is_monotonic_decreasing
+    roc = pd.read_csv(f"{study}/roc_baseline.csv")
+    assert sorted(roc["attack"].unique()) == ["lira_offline", "lira_online", "loss"]
+    assert (roc.groupby("attack").size() == 200).all() and roc["tpr"].between(0, 1).all()
+
+    with np.load(f"{study}/feldman_zhang_baseline.npz") as f:
+        assert {"trainset_mask", "memorization", "influence"} <= set(f.files)
+        mask, mem, infl = f["trainset_mask"], f["memorization"], f["influence"]
+    assert mask.shape == (24, 80) and mask.dtype == bool and (mask.sum(1) == 56).all()
+    assert mem.shape == (80,) and infl.shape == (80, 40) and infl.dtype == np.float32
+    np.testing.assert_allclose(mem, df["score"])
+    np.testing.assert_array_equal(mask, subset_masks(24, n_pool=80, n_subset=56, seed=0))
+
+    # the scores are the measures applied to the stored per-model outputs
+    store = Store.open(study)
+    jobs = [store.load(key) for key, *_ in store.jobs()]  # in creation order: models 0-7, 8-15, 16-23
+    store.close()
+    correct = np.concatenate([j["correct"] for j in jobs])
+    np.testing.assert_allclose(memorization_scores(correct[:, :80], mask).score, mem)
+    np.testing.assert_allclose(influence_scores(correct[:, 80:], mask), infl, rtol=1e-6)
+
+    s = r.summaries["baseline"]
+    assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline"}
+    for a in s["attacks"].values():
+        assert 0 <= a["tpr_at_0_1pct"] <= a["tpr_at_1pct"] <= 1 and 0 <= a["auc"] <= 1
+    assert s["lira_fixed_variance"] is True  # 24 models: far below 64 shadows per side
+    assert 0 <= s["flipped_auc_score"] <= 1 and sum(s["histogram"]["counts"]) == 80
+    assert len(s["top_memorized"]) == 10
+
+    saved = json.loads((tmp_path / r.study_dir.split("/")[-1] / "result.json").read_text())
+    assert saved == json.loads(json.dumps(r.to_dict()))
+    assert len(json.dumps(r.to_dict())) < 20_000  # no per-example arrays in the JSON
+
+
+def test_resume_trains_nothing_and_gives_identical_results(tiny, tmp_path):
+    first = memorization(tiny, "mlp", models=24, chunk=8, runs_dir=tmp_path, **FAST)
+    store = Store.open(first.study_dir)
+    n_jobs = len(store.jobs())
+    store.close()
+    again = memorization(tiny, "mlp", models=24, chunk=8, runs_dir=tmp_path, **FAST)
+    assert (again.jobs_trained, again.jobs_reused) == (0, 3)
+    store = Store.open(again.study_dir)
+    assert len(store.jobs()) == n_jobs == 3
+    store.close()
+    pd.testing.assert_frame_equal(first.scores["baseline"], again.scores["baseline"])
+
+
+def test_more_models_reuse_the_first_chunks(tiny, tmp_path):
+    small = memorization(tiny, "mlp", models=24, chunk=8, runs_dir=tmp_path, **FAST)
+    big = memorization(tiny, "mlp", models=40, chunk=8, runs_dir=tmp_path, **FAST)
+    assert big.study_dir == small.study_dir
+    assert (big.jobs_trained, big.jobs_reused) == (2, 3)
+    np.testing.assert_array_equal(big.arrays["baseline"]["trainset_mask"][:24],
+                                  small.arrays["baseline"]["trainset_mask"])
+    assert (big.scores["baseline"]["n_in"] + big.scores["baseline"]["n_out"] == 40).all()
+    store = Store.open(big.study_dir)
+    assert len(store.jobs()) == 5
+    store.close()
+
+
+def test_same_config_same_scores_in_another_runs_dir(tiny, tmp_path):
+    a = memorization(tiny, "mlp", models=24, chunk=12, runs_dir=tmp_path / "a", **FAST)
+    b = memorization(tiny, "mlp", models=24, chunk=12, runs_dir=tmp_path / "b", **FAST)
+    assert b.jobs_trained == 2
+    pd.testing.assert_frame_equal(a.scores["baseline"], b.scores["baseline"])
+    assert a.summaries["baseline"]["attacks"] == b.summaries["baseline"]["attacks"]
+
+
+def test_techniques_share_subsets_and_get_one_entry_each(tiny, tmp_path):
+    r = memorization(tiny, "mlp", models=24, chunk=24, techniques="baseline,dropout=0.3", runs_dir=tmp_path,
+                     **FAST)
+    assert r.cells == ["baseline", "dropout=0.3"] and r.jobs_trained == 2
+    np.testing.assert_array_equal(r.arrays["baseline"]["trainset_mask"], r.arrays["dropout=0.3"]["trainset_mask"])
+    assert r.files["dropout=0.3"]["npz"] == "feldman_zhang_dropout-0.3.npz"
+    assert not r.scores["baseline"]["score"].equals(r.scores["dropout=0.3"]["score"])
+
+
+def test_flipped_labels_rank_on_top(separable, tmp_path):
+    r = memorization(separable, "mlp", models=32, chunk=32, label_noise=0.1, epochs=40, width=64, batch_size=32,
+                     lr=1e-2, device="cpu", runs_dir=tmp_path)
+    s = r.summaries["baseline"]
+    assert s["n_flipped"] == 16
+    assert s["flipped_auc_score"] >= 0.9
+    top = r.top(n=16)
+    assert top["flipped"].mean() >= 0.6
+    assert s["accuracy"]["train"] > 0.95  # the models fit their subsets, flipped labels included
+
+
+# ── input errors: one message naming the fix, nothing written ─────────────────────────
+
+
+def test_too_few_models_names_how_many(tiny, tmp_path):
+    with pytest.raises(InvalidInputError, match=r"use --models >= \d+"):
+        memorization(tiny, "mlp", models=1, runs_dir=tmp_path, **FAST)
+    with pytest.raises(InvalidInputError, match=r"use --models >= \d+"):
+        memorization(tiny, "mlp", models=4, runs_dir=tmp_path, **FAST)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_suggested_model_count_is_enough(tiny, tmp_path):
+    with pytest.raises(InvalidInputError) as info:
+        memorization(tiny, "mlp", models=6, subset=0.9, runs_dir=tmp_path, **FAST)
+    needed = int(str(info.value).rsplit(">= ", 1)[1])
+    mask = subset_masks(needed, n_pool=80, n_subset=72, seed=0)
+    n_in = mask.sum(0)
+    assert ((n_in > 0) & (n_in < needed)).all()
+    n_in = mask[:-1].sum(0)
+    assert not ((n_in > 0) & (n_in < needed - 1)).all()
+
+
+@pytest.mark.parametrize(("subset", "match"), [
+    (0.0, r"subset must be in \(0.0, 1.0\), got 0.0"),
+    (1.0, r"subset must be in \(0.0, 1.0\), got 1.0"),
+    (1.5, r"subset must be in \(0.0, 1.0\), got 1.5"),
+    (0.001, "use a larger --subset"),
+    (0.999, "use a smaller --subset"),
+])
+def test_bad_subset(tiny, tmp_path, subset, match):
+    with pytest.raises(InvalidInputError, match=match):
+        memorization(tiny, "mlp", models=32, subset=subset, runs_dir=tmp_path, **FAST)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"models": 0}, "models must be >= 1"),
+    ({"chunk": 0}, "chunk must be >= 1"),
+    ({"techniques": "baseline,nosuch"}, "unknown technique 'nosuch'"),
+    ({"techniques": "augment=rotate"}, "does not apply to vector data"),
+])
+def test_other_bad_inputs(tiny, tmp_path, kw, match):
+    with pytest.raises(InvalidInputError, match=match):
+        memorization(tiny, "mlp", **{"models": 32, **kw}, runs_dir=tmp_path, **FAST)
+    assert not any(tmp_path.iterdir())
