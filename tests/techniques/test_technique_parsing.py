@@ -78,7 +78,7 @@ def test_baseline_labels_and_list_forms():
     ("l2=-0.5", r"technique l2 strength must be in \[0.0, inf\], got -0.5"),
     ("mixup=0", r"technique mixup strength must be in \[1e-06, inf\], got 0.0"),
     ("cutmix=-1", r"technique cutmix strength must be in \[1e-06, inf\]"),
-    ("l1=nan", "technique l1 strength must be finite"),
+    ("l1=nan", "technique l1: strength must be finite"),
     ("l2=abc", "technique l2: strength must be a number, got 'abc'"),
     ("l2=", "technique l2: strength must be a number, got ''"),
     ("early-stop=2.5", "technique early-stop: strength must be a whole number, got '2.5'"),
