@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from rotelab.errors import InvalidInputError, RotelabError, StoreError  # noqa: E402
-from rotelab.studies import DiagnoseResult, diagnose  # noqa: E402
+from rotelab.studies import CompareResult, DiagnoseResult, SweepResult, compare, diagnose, sweep  # noqa: E402
 
-__all__ = ["DiagnoseResult", "InvalidInputError", "RotelabError", "StoreError", "diagnose", "__version__"]
+__all__ = ["CompareResult", "DiagnoseResult", "InvalidInputError", "RotelabError", "StoreError", "SweepResult", "compare", "diagnose", "sweep",
+           "__version__"]

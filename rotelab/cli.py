@@ -38,6 +38,7 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for splits, noise and initialisation.")]
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where studies are stored.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+LabelColumn = Annotated[Optional[str], typer.Option("--label-column", help="CSV data: the column holding the labels (default 'label').")]
 
 
 def pct(v: float) -> str:

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from rotelab.cli import (
-    Batch, Data, Depth, Device, Dropout, Epochs, Json, LabelNoise, Lr, Model, Optim, RunsDir, Seed, TrainSize,
-    Width, app, out, pct,
+    Batch, Data, Depth, Device, Dropout, Epochs, Json, LabelColumn, LabelNoise, Lr, Model, Optim, RunsDir, Seed,
+    TrainSize, Width, app, out, pct,
 )
 from rotelab.studies.compare import DEFAULT_TECHNIQUES
 
@@ -25,11 +25,11 @@ Repeats = Annotated[int, typer.Option("--repeats", help="Repeats of the k-fold, 
 
 def pp(v: float) -> str:
     """A signed change in percentage points: 0.031 -> '+3.1'."""
-    return "–" if v != v else f"{100 * v:+.1f}"
+    return "–" if math.isnan(v) else f"{100 * v:+.1f}"
 
 
 def pvalue(p: float) -> str:
-    return "–" if p != p else ("<0.001" if p < 1e-3 else f"{p:.3f}")
+    return "–" if math.isnan(p) else ("<0.001" if p < 1e-3 else f"{p:.3f}")
 
 
 @app.command()
@@ -51,10 +51,16 @@ def compare(
     device: Device = "auto",
     seed: Seed = 0,
     runs_dir: RunsDir = Path("runs"),
+    label_column: LabelColumn = None,
     json_out: Json = False,
 ) -> None:
     """Which technique reduces memorization? A k-fold table, one row a technique, tested against baseline."""
     from rotelab.studies.compare import compare as run
+
+    if label_column is not None:
+        from rotelab.studies.common import resolve_data
+
+        data = resolve_data(data, label_column=label_column)
 
     r = run(data, model, techniques=techniques, folds=folds, repeats=repeats, epochs=epochs, train_size=train_size,
             label_noise=label_noise, width=width, depth=depth, dropout=dropout, lr=lr, batch_size=batch_size,
@@ -81,19 +87,19 @@ def render(r) -> None:
              f"{split}{f' × {r.repeats}' if r.repeats > 1 else ''}"
              f"{f' · label noise {pct(r.label_noise)} in the training folds' if noisy else ''}")
     t = Table(title=title)
-    t.add_column("technique")
-    t.add_column("clean val acc (95% CI)" if noisy else "val acc (95% CI)", justify="right")
+    t.add_column("technique", no_wrap=True)
+    t.add_column("clean val acc ±95% CI" if noisy else "val acc ±95% CI", justify="right", no_wrap=True)
     for col in ("train acc", "gap acc", "gap loss", "test acc"):
         t.add_column(col, justify="right")
     if noisy:
         t.add_column("noisy labels memorized", justify="right")
     if deltas:
-        t.add_column(f"Δ val vs {r.baseline} (pp)", justify="right")
+        t.add_column("Δ val acc (pp)", justify="right")
         t.add_column("p", justify="right")
     t.add_column("model-epochs", justify="right")
     for row in r.table.to_dict(orient="records"):
-        ci = "" if math.isnan(row["val_acc_ci_low"]) else \
-            f" ({pct(row['val_acc_ci_low'])}–{pct(row['val_acc_ci_high'])})"
+        half = (row["val_acc_ci_high"] - row["val_acc_ci_low"]) / 2
+        ci = "" if math.isnan(half) else f" ±{100 * half:.1f}"
         cells = [row["technique"] + (" ★ best" if row["best"] else ""), pct(row["val_acc"]) + ci,
                  pct(row["train_acc"]), pct(row["acc_gap"]), f"{row['loss_gap']:.3f}", pct(row["test_acc"])]
         if noisy:
@@ -109,7 +115,8 @@ def render(r) -> None:
         notes.append("validation scored on clean labels; train accuracy on the labels trained on (flipped included)")
     if deltas:
         ratio = f"{r.test_train_ratio:.3g}"
-        notes.append(f"p: Nadeau–Bengio corrected paired t-test across folds (n_test/n_train = {ratio})")
+        notes.append(f"Δ, p: against {r.baseline}, fold by fold; Nadeau–Bengio corrected paired t-test "
+                     f"(n_test/n_train = {ratio})")
     for n in notes:
         out.print(f"[dim]{n}[/dim]")
     out.print(f"[dim]study: {r.study_dir}  (table.csv, result.json)[/dim]")

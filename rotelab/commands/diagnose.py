@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from rotelab.cli import (
-    Batch, Data, Depth, Device, Dropout, Epochs, Json, LabelNoise, Lr, Model, Optim, RunsDir, Seed, TrainSize,
-    Width, app, out, pct,
+    Batch, Data, Depth, Device, Dropout, Epochs, Json, LabelColumn, LabelNoise, Lr, Model, Optim, RunsDir, Seed,
+    TrainSize, Width, app, out, pct,
 )
 
 
@@ -33,11 +33,16 @@ def diagnose(
     device: Device = "auto",
     seed: Seed = 0,
     runs_dir: RunsDir = Path("runs"),
+    label_column: LabelColumn = None,
     json_out: Json = False,
 ) -> None:
     """Is the model memorizing? The three signs, the onset epoch and a verdict."""
     from rotelab.studies.diagnose import diagnose as run
 
+    if label_column is not None:
+        from rotelab.studies.common import resolve_data
+
+        data = resolve_data(data, label_column=label_column)
     r = run(data, model, epochs=epochs, seeds=seeds, train_size=train_size, label_noise=label_noise,
             val_fraction=val_fraction, width=width, depth=depth, dropout=dropout, lr=lr, batch_size=batch_size,
             optimizer=optimizer, device=device, seed=seed, runs_dir=runs_dir, progress=not json_out)
@@ -69,5 +74,6 @@ def diagnose(
         onset = f", from epoch {r.onset_epoch} (validation loss stops falling while training loss still falls)"
     else:
         onset = f" (validation loss has crept up since epoch {r.onset_epoch})"
-    out.print(f"verdict: [bold {color}]{r.verdict}[/bold {color}]{onset}")
+    strength = f" ({r.severity})" if r.severity else ""
+    out.print(f"verdict: [bold {color}]{r.verdict}{strength}[/bold {color}]{onset}")
     out.print(f"[dim]study: {r.study_dir}[/dim]")

@@ -52,20 +52,23 @@ def memorization(
     d = r.dataset
     head = (f"{d['name']} ({d['n_train']} train / {d['n_test']} test) · {r.model} · {r.models} models "
             f"on {r.subset:g} of the pool · {r.epochs} epochs")
+    out.print(f"[bold]memorization[/bold] · {head}")
     if len(r.cells) > 1:
-        out.print(_comparison(r, head))
+        out.print(_comparison(r))
     for cell in r.cells:
         s = r.summaries[cell]
-        title = head if len(r.cells) == 1 else f"{cell}"
-        out.print(_distribution(s, f"memorization scores · {title}"))
+        out.print(_distribution(s, f"memorization scores · {cell}"))
+        q, acc = s["quantiles"], s["accuracy"]
+        out.print(f"score mean {s['mean_score']:.3f} · median {q['median']:.3f} · p90 {q['p90']:.3f} · "
+                  f"p99 {q['p99']:.3f} · above 0.5: {pct(s['share_above_0_5'])}; accuracy on own subset "
+                  f"{pct(acc['train'])}, on held-out pool {pct(acc['held_out'])}, on test {pct(acc['test'])}")
         out.print(_top(s, r.dataset["classes"], f"most memorized · {cell}"))
-        split = s["split_half_correlation"]
-        stab = "–" if split is None else f"{split:.3f}"
+        stab = _num(s["split_half_correlation"])
         out.print(f"stability: scores from two disjoint halves of the models correlate at r = [bold]{stab}[/bold] "
                   f"(mean standard error {s['mean_stderr']:.3f})")
         if s["flipped_auc_score"] is not None:
-            out.print(f"flipped labels ({s['n_flipped']}): ROC AUC of the score {s['flipped_auc_score']:.3f}, "
-                      f"of the LiRA vulnerability {s['flipped_auc_vulnerability']:.3f}")
+            out.print(f"flipped labels ({s['n_flipped']}): ROC AUC of the score for \"was flipped\" "
+                      f"{_num(s['flipped_auc_score'])}, of the LiRA vulnerability {_num(s['flipped_auc_vulnerability'])}")
         out.print(_attacks(s, f"membership inference · {cell}"))
     out.print(f"[dim]study: {r.study_dir} ({r.jobs_trained} job(s) trained, {r.jobs_reused} reused)[/dim]")
 
@@ -81,12 +84,11 @@ def _distribution(s: dict, title: str) -> Table:
         lo, hi = edges[i], edges[i + 1]
         label = f"< {hi:g}" if i == 0 else (f"≥ {lo:g}" if i == len(counts) - 1 else f"{lo:g} – {hi:g}")
         t.add_row(label, str(c), pct(c / total))
-    q = s["quantiles"]
-    t.caption = (f"mean {s['mean_score']:.3f} · median {q['median']:.3f} · p90 {q['p90']:.3f} · "
-                 f"p99 {q['p99']:.3f} · above 0.5: {pct(s['share_above_0_5'])} · accuracy in-subset "
-                 f"{pct(s['accuracy']['train'])}, held-out {pct(s['accuracy']['held_out'])}, "
-                 f"test {pct(s['accuracy']['test'])}")
     return t
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None or v != v else f"{v:.3f}"
 
 
 def _label(classes: list[str], i: int) -> str:
@@ -115,16 +117,15 @@ def _attacks(s: dict, title: str) -> Table:
     return t
 
 
-def _comparison(r, head: str) -> Table:
-    t = Table(title=f"by technique · {head}")
+def _comparison(r) -> Table:
+    t = Table(title="by technique (same subsets and seeds)")
     for col in ("technique", "mean score", "above 0.5", "split-half r", "test acc", "loss TPR@1%",
                 "LiRA TPR@0.1%", "LiRA TPR@1%", "LiRA AUC"):
         t.add_column(col, justify="right" if col != "technique" else "left")
     for cell in r.cells:
         s = r.summaries[cell]
         lira, loss = s["attacks"][s["headline_attack"]], s["attacks"]["loss"]
-        split = s["split_half_correlation"]
-        t.add_row(cell, f"{s['mean_score']:.3f}", pct(s["share_above_0_5"]), "–" if split is None else f"{split:.3f}",
+        t.add_row(cell, f"{s['mean_score']:.3f}", pct(s["share_above_0_5"]), _num(s["split_half_correlation"]),
                   pct(s["accuracy"]["test"]), pct(loss["tpr_at_1pct"]), pct(lira["tpr_at_0_1pct"]),
                   pct(lira["tpr_at_1pct"]), f"{lira['auc']:.3f}")
     return t

@@ -19,6 +19,7 @@ class Thresholds:
     """When a sign counts. Accuracy gaps are absolute (0.05 = 5 points)."""
 
     gap: float = 0.05  # train − validation (or − test) accuracy that counts as a gap
+    strong: float = 0.10  # a memorizing model with a gap this large is memorizing strongly
     fit: float = 0.90  # training accuracy below this = the model does not fit its data
     rise: float = 0.02  # relative rise of validation loss above its minimum that counts
 
@@ -60,6 +61,7 @@ class Signs:
     poor_on_new_data: bool
     verdict: str
     onset: int | None
+    severity: str  # "strong" or "mild" for a memorizing model, "" otherwise
 
 
 def read_signs(
@@ -72,7 +74,8 @@ def read_signs(
     thresholds: Thresholds = Thresholds(),
 ) -> Signs:
     """Verdict: ``memorizing`` when at least two of the three signs show; else ``underfitting``
-    when the final training accuracy is below ``thresholds.fit``; else ``healthy``."""
+    when the final training accuracy is below ``thresholds.fit``; else ``healthy``. A memorizing
+    model is ``strong``ly so when its validation or test gap reaches ``thresholds.strong``."""
     onset = memorization_onset(train_loss, val_loss, rise=thresholds.rise)
     tr, va = float(train_acc[-1]), float(val_acc[-1])
     s1 = tr >= thresholds.fit and tr - va >= thresholds.gap
@@ -84,4 +87,7 @@ def read_signs(
         verdict = "underfitting"
     else:
         verdict = "healthy"
-    return Signs(s1, s2, s3, verdict, onset)
+    severity = ""
+    if verdict == "memorizing":
+        severity = "strong" if max(tr - va, tr - float(test_acc)) >= thresholds.strong else "mild"
+    return Signs(s1, s2, s3, verdict, onset, severity)

@@ -26,7 +26,8 @@ class ModelSpec:
 
     def resolved(self) -> "ModelSpec":
         w, d = DEFAULTS[self.name]
-        return ModelSpec(self.name, self.width or w, self.depth or d, self.dropout)
+        return ModelSpec(self.name, w if self.width is None else self.width, d if self.depth is None else self.depth,
+                         self.dropout)
 
 
 #: family -> (default width, default depth). The MLP and 1-D CNN follow the MNIST-1D paper's

@@ -64,6 +64,8 @@ def diagnose_blocks(study: dict, result: dict, path: Path) -> list[dict]:
         c = result["curves"]
         rows.append([e, c["train_acc"][i], c["val_acc"][i], c["test_acc"][i], c["train_loss"][i], c["val_loss"][i],
                      c["train_acc"][i] - c["val_acc"][i]])
+    if result.get("severity"):
+        text = f"({result['severity']}) " + text
     return [
         {"kind": "verdict", "verdict": result["verdict"], "text": text},
         {"kind": "signs", "entries": [

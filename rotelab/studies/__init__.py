@@ -1,5 +1,7 @@
 """Studies: each plans jobs, runs them through an executor, and applies the measures."""
 
+from rotelab.studies.compare import CompareResult, compare
 from rotelab.studies.diagnose import DiagnoseResult, diagnose
+from rotelab.studies.sweep import SweepResult, sweep
 
-__all__ = ["DiagnoseResult", "diagnose"]
+__all__ = ["CompareResult", "DiagnoseResult", "SweepResult", "compare", "diagnose", "sweep"]

@@ -26,8 +26,9 @@ from rotelab.validation import check_choice, check_float, check_int
 
 ModelArg = str | Callable[[], nn.Module]
 
-#: Epochs by model family when the user gives none: enough for each to fit its data.
-DEFAULT_EPOCHS = {"mlp": 50, "cnn": 30, "cnn1d": 60, "custom": 30}
+#: Epochs by model family when the user gives none: enough for each to fit its training data,
+#: also in the small-data regime (300 examples are only 3 steps an epoch at batch 100).
+DEFAULT_EPOCHS = {"mlp": 100, "cnn": 40, "cnn1d": 60, "custom": 50}
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -116,6 +117,15 @@ def load_study_data(data, *, train_size, label_noise, seed, file_options=None) -
     if label_noise:
         check_float("label noise", label_noise, low=0.0, high=1.0, high_open=True)
     return load_dataset(data, train_size=train_size, label_noise=label_noise, seed=seed, **(file_options or {}))
+
+
+def resolve_data(data, *, label_column: str | None = None) -> Dataset:
+    """The CLI's ``--data`` with its file options, as a Dataset the study functions take as is."""
+    if label_column is None:
+        return load_dataset(data)
+    from rotelab.data.files import load_file
+
+    return load_file(data, label_column=label_column)
 
 
 def study_id(kind: str, data_name: str, model_name: str, config: dict) -> str:

@@ -30,6 +30,7 @@ class DiagnoseResult:
     curves: dict[str, list[float]]  # name -> (n_epochs,) mean over seeds
     curves_std: dict[str, list[float]]
     verdict: str
+    severity: str  # "strong" / "mild" when memorizing (validation or test gap >= 10 points or not)
     onset_epoch: int | None  # 1-based epoch after which validation loss stops falling
     signs: dict[str, bool]
     final: dict[str, float]  # train/val/test accuracy and loss, gaps
@@ -155,6 +156,7 @@ def _summarize(out: dict, *, store_dir: str, ds, model: str, seeds: int, thresho
         curves={n: [float(v) for v in mean[n]] for n in names},
         curves_std={n: [float(v) for v in std[n]] for n in names},
         verdict=signs.verdict,
+        severity=signs.severity,
         onset_epoch=None if signs.onset is None else epochs[signs.onset],
         signs={"train_high_val_low": signs.train_high_val_low, "loss_gap_widening": signs.loss_gap_widening,
                "poor_on_new_data": signs.poor_on_new_data},

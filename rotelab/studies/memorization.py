@@ -22,6 +22,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -31,10 +32,10 @@ from rotelab.executors import run_jobs
 from rotelab.measures.membership import (
     FIXED_VARIANCE_BELOW, AttackROC, attack_roc, example_vulnerability, lira_scores, loss_attack_scores,
 )
-from rotelab.models import build_model
 from rotelab.measures.memorization import (
     influence_scores, memorization_scores, split_half_correlation, top_influence_pairs,
 )
+from rotelab.models import build_model
 from rotelab.plan import Job, chunked
 from rotelab.progress import Progress
 from rotelab.store import RESULT_FILE, atomic_write_bytes
@@ -99,18 +100,31 @@ class MemorizationResult:
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        """JSON-ready: the summaries and file names, no per-example arrays."""
-        return {
+        """JSON-ready (NaN as None): the summaries and file names, no per-example arrays."""
+        return _jsonable({
             "study_dir": self.study_dir, "dataset": self.dataset, "model": self.model, "models": self.models,
             "subset": self.subset, "epochs": self.epochs, "cells": list(self.cells),
             "summaries": self.summaries, "files": self.files, "jobs_trained": self.jobs_trained,
             "jobs_reused": self.jobs_reused, "seconds": self.seconds, "config": self.config,
-        }
+        })
 
     def top(self, cell: str | None = None, n: int = 10) -> pd.DataFrame:
         """The ``n`` most memorized training examples of ``cell`` (default: the first)."""
         df = self.scores[cell or self.cells[0]]
         return df.sort_values(["score", "stderr", "index"], ascending=[False, True, True]).head(n)
+
+
+def _jsonable(obj):
+    """NaN -> None (JSON has no NaN), numpy scalars -> Python, recursively."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def memorization(
@@ -231,7 +245,7 @@ def memorization(
 
 
 def _subset_size(subset: float, n_pool: int) -> int:
-    n_sub = int(round(subset * n_pool))
+    n_sub = round(subset * n_pool)
     if n_sub < 1:
         raise InvalidInputError(
             f"subset {subset} of {n_pool} training examples puts no example in a model's subset; "
@@ -402,11 +416,12 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
         "lira_online": lira_scores(margin, tm, variant="online"),
         "lira_offline": lira_scores(margin, tm, variant="offline"),
     }
-    rocs = {name: attack_roc(s, tm) for name, s in attack_scores.items()}
+    rocs = {name: attack_roc(attack_scores[name], tm) for name in ATTACKS}
     vulnerability = example_vulnerability(attack_scores[HEADLINE_ATTACK], tm, fpr=0.01)
     # the same rule lira_scores applies: pooled variance below FIXED_VARIANCE_BELOW shadows per side
     n_in = tm.sum(axis=0)
-    fixed = bool(min(np.median(n_in - 1), np.median(len(tm) - n_in - 1)) < FIXED_VARIANCE_BELOW)
+    shadows_in, shadows_out = n_in - tm, (len(tm) - n_in) - ~tm  # (n_models, n_pool), leave-one-out
+    fixed = bool(min(np.median(shadows_in), np.median(shadows_out)) < FIXED_VARIANCE_BELOW)
 
     flipped = ds.noisy_mask
     predicted = _majority_out(pred[:, :p], ~tm, ds.n_classes)
@@ -434,7 +449,7 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
     top10 = scores.sort_values(["score", "stderr", "index"], ascending=[False, True, True]).head(10)
     pool_in, pool_out = tm, ~tm
     summary = {
-        "n_models": int(len(tm)),
+        "n_models": len(tm),
         "n_train": int(p),
         "n_test": int(ds.n_test),
         "mean_score": float(s.mean()),
@@ -442,7 +457,7 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
         "share_above_0_5": float((s > 0.5).mean()),
         "histogram": {"edges": list(SCORE_BINS) + [1.0], "counts": hist.tolist()},
         "mean_stderr": float(np.nanmean(est.stderr)),
-        "split_half_correlation": None if np.isnan(split) else float(split),
+        "split_half_correlation": float(split),
         "attacks": {name: _roc_dict(r) for name, r in rocs.items()},
         "headline_attack": HEADLINE_ATTACK,
         "lira_fixed_variance": fixed,

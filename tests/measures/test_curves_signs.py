@@ -37,7 +37,7 @@ def test_memorizing_needs_two_of_three_signs():
     s = read_signs(train_acc=np.array([.5, .8, .95, .99, 1.0]), val_acc=np.array([.5, .7, .72, .71, .70]),
                    train_loss=2.0 / (e + 1), val_loss=np.array([2.0, 1.2, 1.0, 1.3, 1.6]), test_acc=0.69)
     assert (s.train_high_val_low, s.loss_gap_widening, s.poor_on_new_data) == (True, True, True)
-    assert s.verdict == "memorizing" and s.onset == 2
+    assert s.verdict == "memorizing" and s.onset == 2 and s.severity == "strong"
 
 
 def test_healthy_when_validation_keeps_up():
@@ -56,4 +56,6 @@ def test_thresholds_are_respected():
     kw = dict(train_acc=np.array([.9, 1.0]), val_acc=np.array([.9, .93]), train_loss=np.array([.3, .01]),
               val_loss=np.array([.3, .2]), test_acc=0.93)
     assert read_signs(**kw).verdict == "memorizing"  # 7-point gaps on validation and test
+    assert read_signs(**kw).severity == "mild"
+    assert read_signs(**kw, thresholds=Thresholds(strong=0.06)).severity == "strong"
     assert read_signs(**kw, thresholds=Thresholds(gap=0.10)).verdict == "healthy"

@@ -29,12 +29,13 @@ def tiny():
 
 @pytest.fixture
 def separable():
-    """Well-separated clusters: clean examples are easy, so only flipped ones need memorizing."""
+    """100 training examples in 64 dimensions, 4 well-separated clusters: clean examples are
+    learned from their neighbours, so only a flipped label has to be memorized."""
     rng = np.random.default_rng(11)
-    centers = rng.normal(0.0, 1.0, (4, 8)) * 4.0
-    y = np.arange(240) % 4
-    x = (centers[y] + rng.normal(0.0, 1.0, (240, 8))).astype(np.float32)
-    return make_dataset("separable", x[:160], y[:160], x[160:], y[160:])
+    centers = rng.normal(0.0, 1.0, (4, 64))
+    y = np.arange(180) % 4
+    x = (centers[y] + rng.normal(0.0, 1.0, (180, 64))).astype(np.float32)
+    return make_dataset("separable", x[:100], y[:100], x[100:], y[100:])
 
 
 def test_outputs_files_and_shapes(tiny, tmp_path):
@@ -138,14 +139,14 @@ def test_techniques_share_subsets_and_get_one_entry_each(tiny, tmp_path):
 
 
 def test_flipped_labels_rank_on_top(separable, tmp_path):
-    r = memorization(separable, "mlp", models=32, chunk=32, label_noise=0.1, epochs=40, width=64, batch_size=32,
+    r = memorization(separable, "mlp", models=24, chunk=24, label_noise=0.1, epochs=10, width=32, batch_size=16,
                      lr=1e-2, device="cpu", runs_dir=tmp_path)
     s = r.summaries["baseline"]
-    assert s["n_flipped"] == 16
-    assert s["flipped_auc_score"] >= 0.9
-    top = r.top(n=16)
-    assert top["flipped"].mean() >= 0.6
+    assert s["n_flipped"] == 10
     assert s["accuracy"]["train"] > 0.95  # the models fit their subsets, flipped labels included
+    assert s["flipped_auc_score"] >= 0.95
+    assert r.top(n=10)["flipped"].mean() >= 0.8
+    assert s["flipped_auc_vulnerability"] >= 0.8
 
 
 # ── input errors: one message naming the fix, nothing written ─────────────────────────

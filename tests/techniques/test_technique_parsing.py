@@ -14,13 +14,13 @@ def _apply(text, kind="image"):
 
 
 @pytest.mark.parametrize("text,fields", [
-    ("l1", {"l1": 1e-4}),
+    ("l1", {"l1": 1e-3}),
     ("l1=0.001", {"l1": 1e-3}),
-    ("l2", {"l2": 5e-2}),
+    ("l2", {"l2": 1.0}),
     ("l2=0.3", {"l2": 0.3}),
     ("label-smoothing", {"label_smoothing": 0.1}),
     ("label-smoothing=0.25", {"label_smoothing": 0.25}),
-    ("mixup", {"mixup": 0.2}),
+    ("mixup", {"mixup": 1.0}),
     ("mixup=1", {"mixup": 1.0}),
     ("cutmix", {"cutmix": 1.0}),
     ("cutmix=0.5", {"cutmix": 0.5}),
@@ -28,7 +28,7 @@ def _apply(text, kind="image"):
     ("early-stop=3", {"early_stop": 3}),
     ("augment=flip+rotate", {"augment": ("flip", "rotate")}),
     ("augment=flip+rotate+dropout=0.3+l2=0.1", {"augment": ("flip", "rotate"), "l2": 0.1}),
-    (" l2 + mixup=0.4 ", {"l2": 5e-2, "mixup": 0.4}),
+    (" l2 + mixup=0.4 ", {"l2": 1.0, "mixup": 0.4}),
 ])
 def test_apply_sets_the_recipe_fields(text, fields):
     recipe = _apply(text)
@@ -55,12 +55,12 @@ def test_bare_augment_takes_the_defaults_of_the_data_kind(kind):
 
 def test_bare_transform_names_continue_the_augment_list():
     assert parse_cell("augment+noise").parts == (("augment", ("noise",)),)
-    assert parse_cell("augment=flip+rotate+l2").parts == (("augment", ("flip", "rotate")), ("l2", 5e-2))
+    assert parse_cell("augment=flip+rotate+l2").parts == (("augment", ("flip", "rotate")), ("l2", 1.0))
 
 
 def test_baseline_labels_and_list_forms():
     cells = parse_cells("baseline, augment=flip+rotate ,dropout=0.3+l2")
-    assert [c.label for c in cells] == [BASELINE, "augment=flip+rotate", "dropout=0.3+l2=0.05"]
+    assert [c.label for c in cells] == [BASELINE, "augment=flip+rotate", "dropout=0.3+l2=1.0"]
     assert cells[0] == Cell(()) and cells[0].apply(Recipe(), kind="image") == Recipe()
     assert parse_cells(["l1", "l2"]) == parse_cells("l1,l2")
     assert parse_cell("augment").label == "augment"
@@ -88,7 +88,7 @@ def test_baseline_labels_and_list_forms():
     ("baseline+l2", "'baseline' cannot be combined with other techniques"),
     ("augment=warp", "unknown augmentation 'warp': expected one of flip, rotate"),
     ("augment=", "augment= needs at least one transform"),
-    ("l2,l2=0.05", "technique cell 'l2=0.05' is listed twice"),
+    ("l2,l2=1", "technique cell 'l2=1.0' is listed twice"),
     ("baseline,baseline", "technique cell 'baseline' is listed twice"),
     ("", "techniques is empty"),
     (" , ", "techniques is empty"),
