@@ -119,9 +119,10 @@ def _attacks(s: dict, title: str) -> Table:
 
 def _comparison(r) -> Table:
     t = Table(title="by technique (same subsets and seeds)")
-    for col in ("technique", "mean score", "above 0.5", "split-half r", "test acc", "loss TPR@1%",
-                "LiRA TPR@0.1%", "LiRA TPR@1%", "LiRA AUC"):
-        t.add_column(col, justify="right" if col != "technique" else "left")
+    t.add_column("technique", no_wrap=True)
+    for col in ("mean\nscore", "score\n> 0.5", "split\nr", "test\nacc", "loss TPR\n@ 1%", "LiRA TPR\n@ 0.1%",
+                "LiRA TPR\n@ 1%", "LiRA\nAUC"):
+        t.add_column(col, justify="right")
     for cell in r.cells:
         s = r.summaries[cell]
         lira, loss = s["attacks"][s["headline_attack"]], s["attacks"]["loss"]

@@ -57,7 +57,8 @@ def interval_bars(labels: Sequence[str], means, lows, highs, *, xlabel: str, hig
     ax.grid(axis="x", alpha=0.3)
     if extra:
         ax.legend(frameon=False, loc="lower right")
-    lo = np.nanmin(np.concatenate([lows[np.isfinite(lows)], means])) if n else 0
+    shown = [lows[np.isfinite(lows)], means] + [np.asarray(v, float) for v in (extra or {}).values()]
+    lo = np.nanmin(np.concatenate(shown)) if n else 0
     ax.set_xlim(max(0.0, lo - 0.05), None)
     fig.tight_layout()
     return _png(fig)

@@ -1,0 +1,58 @@
+"""Report section for ``compare``: techniques by k-fold cross-validation, chart and sortable table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rotelab.report import figures
+from rotelab.report.page import figure, pct, table
+
+
+def blocks(study: dict, result: dict, path: Path) -> list[dict]:
+    rows = result["table"]
+    noisy = "noisy_memorized" in rows[0]
+    labels = [r["technique"] for r in rows]
+    best = next((i for i, r in enumerate(rows) if r.get("best")), None)
+    extra = {"noisy labels memorized": [r["noisy_memorized"] for r in rows]} if noisy else None
+    k = result["folds"] * result.get("repeats", 1)
+    out = [
+        {"kind": "text", "text": (
+            f"Each row is one engine job whose {k} members are the folds ({result['folds']}-fold"
+            + (f" × {result['repeats']} repeats" if result.get("repeats", 1) > 1 else "")
+            + "), identical for every row. Validation accuracy is on "
+            + ("the clean labels; the noise was injected into the training folds only." if noisy else "the held-out fold.")
+            + (f" Δ and p are against {result['baseline']} ({'Nadeau–Bengio corrected resampled t-test' if result.get('test') == 'corrected_t' else 'paired t-test'})."
+               if result.get("baseline") else ""))},
+        figure(figures.interval_bars(labels, [r["val_acc"] for r in rows], [r["val_acc_ci_low"] for r in rows],
+                                     [r["val_acc_ci_high"] for r in rows], xlabel="validation accuracy (95% CI)",
+                                     highlight=best, extra=extra),
+               "Validation accuracy by technique, mean and 95% confidence interval across folds; the best is orange."
+               + (" Diamonds: fraction of flipped training labels the model reproduces." if noisy else "")),
+    ]
+    cols = ["technique", "val acc", "95% CI", "train acc", "acc gap", "loss gap", "test acc"]
+    if noisy:
+        cols.append("noisy labels memorized")
+    if result.get("baseline"):
+        cols += ["Δ val acc", "p"]
+    cols.append("model-epochs")
+    body = []
+    for r in rows:
+        row = [r["technique"] + (" ★" if r.get("best") else ""), r["val_acc"],
+               f"{pct(r['val_acc_ci_low'])} – {pct(r['val_acc_ci_high'])}", r["train_acc"], r["acc_gap"],
+               r["loss_gap"], r["test_acc"]]
+        if noisy:
+            row.append(r["noisy_memorized"])
+        if result.get("baseline"):
+            d = r.get("delta_val_acc")
+            row += [d if d is not None and np.isfinite(d) else float("nan"),
+                    r.get("p_value") if r.get("p_value") is not None else float("nan")]
+        row.append(int(r["model_epochs"]))
+        body.append(row)
+    out.append(table(cols, body, best=best))
+    if result.get("defaults"):
+        out.append({"kind": "heading", "text": "Technique defaults"})
+        out.append(table(["technique", "default", "meaning"],
+                         [[d["name"], d["default"], d["meaning"]] for d in result["defaults"]], sortable=False))
+    return out
