@@ -1,3 +1,3 @@
 """One module per CLI command; importing this package registers them on ``rotelab.cli.app``."""
 
-from rotelab.commands import compare, datasets, diagnose, report, sweep  # noqa: F401
+from rotelab.commands import compare, datasets, demo, diagnose, memorization, report, sweep  # noqa: F401

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from rotelab.cli import (
-    Batch, Data, Depth, Device, Dropout, Epochs, Json, LabelNoise, Lr, Model, Optim, RunsDir, Seed, TrainSize,
-    Width, app, out, pct,
+    Batch, Data, Depth, Device, Dropout, Epochs, Json, LabelColumn, LabelNoise, Lr, Model, Optim, RunsDir, Seed,
+    TrainSize, Width, app, out, pct,
 )
 
 ATTACK_NAMES = {"loss": "loss threshold", "lira_online": "LiRA online", "lira_offline": "LiRA offline"}
@@ -22,7 +22,8 @@ def memorization(
     data: Data = "mnist1d",
     model: Model = "mlp",
     models: Annotated[int, typer.Option("--models", help="Subset models to train (more = tighter estimates).")] = 256,
-    subset: Annotated[float, typer.Option("--subset", help="Fraction of the training pool each model trains on, in (0, 1).")] = 0.7,
+    subset: Annotated[float, typer.Option(
+        "--subset", help="Fraction of the training pool each model trains on, in (0, 1).")] = 0.7,
     techniques: Annotated[Optional[str], typer.Option(
         "--techniques", help="Comma-separated technique cells, e.g. baseline,dropout,l2 (default: baseline).")] = None,
     epochs: Epochs = None,
@@ -38,10 +39,16 @@ def memorization(
     device: Device = "auto",
     seed: Seed = 0,
     runs_dir: RunsDir = Path("runs"),
+    label_column: LabelColumn = None,
     json_out: Json = False,
 ) -> None:
     """Which examples are memorized (Feldman-Zhang scores) and how well membership leaks (loss, LiRA)."""
     from rotelab.studies.memorization import memorization as run
+
+    if label_column is not None:
+        from rotelab.studies.common import resolve_data
+
+        data = resolve_data(data, label_column=label_column)
 
     r = run(data, model, models=models, subset=subset, techniques=techniques, epochs=epochs, train_size=train_size,
             label_noise=label_noise, width=width, depth=depth, dropout=dropout, lr=lr, batch_size=batch_size,
@@ -68,7 +75,8 @@ def memorization(
                   f"(mean standard error {s['mean_stderr']:.3f})")
         if s["flipped_auc_score"] is not None:
             out.print(f"flipped labels ({s['n_flipped']}): ROC AUC of the score for \"was flipped\" "
-                      f"{_num(s['flipped_auc_score'])}, of the LiRA vulnerability {_num(s['flipped_auc_vulnerability'])}")
+                      f"{_num(s['flipped_auc_score'])}, of the LiRA vulnerability "
+                      f"{_num(s['flipped_auc_vulnerability'])}")
         out.print(_attacks(s, f"membership inference · {cell}"))
     out.print(f"[dim]study: {r.study_dir} ({r.jobs_trained} job(s) trained, {r.jobs_reused} reused)[/dim]")
 

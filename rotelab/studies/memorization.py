@@ -56,6 +56,9 @@ ATTACKS = ("loss", "lira_online", "lira_offline")
 HEADLINE_ATTACK = "lira_online"
 #: Influence pairs kept in ``influence_<cell>.csv``.
 TOP_PAIRS = 100
+#: Most memorized examples and top influence pairs whose inputs are saved for the report.
+GALLERY = 32
+GALLERY_PAIRS = 12
 #: ROC points stored per attack (log-spaced in FPR).
 ROC_POINTS = 200
 #: Score histogram shown in tables: left edges of the bins (the last bin is closed at 1).
@@ -228,7 +231,7 @@ def memorization(
             summaries[cell_label] = m.summary
             frames[cell_label], pairs[cell_label], rocs[cell_label] = m.scores, m.pairs, m.roc
             arrays[cell_label] = m.arrays
-            files[cell_label] = _write_cell(store.path, slug, m)
+            files[cell_label] = _write_cell(store.path, slug, m, ds)
         result = MemorizationResult(
             study_dir=str(store.path), dataset=ds.summary(), model=choice.spec.name, models=models, subset=subset,
             epochs=epochs, cells=labels, summaries=summaries, files=files, jobs_trained=n_todo,
@@ -281,9 +284,10 @@ def _check_coverage(pool_mask: np.ndarray, *, n_pool: int, n_subset: int, seed: 
         return
     needed = _models_needed(n_in, n_models, n_pool=n_pool, n_subset=n_subset, seed=seed)
     fix = f"use --models >= {needed}" if needed else "use more models or a subset nearer 0.5"
+    who = "1 model leaves" if n_models == 1 else f"{n_models} models leave"
     raise InvalidInputError(
-        f"{n_models} models leave {bad} of {n_pool} training examples without both a model that trained "
-        f"on them and one that did not (subset {n_subset} of {n_pool}); {fix}"
+        f"{who} {bad} of {n_pool} training examples without both a model that trained on them and one "
+        f"that did not (subset {n_subset} of {n_pool}); {fix}"
     )
 
 
@@ -411,8 +415,12 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
 
     # membership inference over the training pool; each model the target, the others shadows
     margin = _finite(out["margin"][:, :p])
+    # the loss from the margin, -log p_y = log(1 + e^-margin), in float64: the engine's float32
+    # loss rounds to exactly 0 for confident predictions, and those ties would hide the loss
+    # attack's low-FPR end behind one threshold
+    loss = np.logaddexp(0.0, -margin)
     attack_scores = {
-        "loss": loss_attack_scores(_finite(out["loss"][:, :p])),
+        "loss": loss_attack_scores(loss),
         "lira_online": lira_scores(margin, tm, variant="online"),
         "lira_offline": lira_scores(margin, tm, variant="offline"),
     }
@@ -491,11 +499,23 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
 # ── files ─────────────────────────────────────────────────────────────────────────────
 
 
-def _write_cell(path: Path, slug: str, m: _CellMeasures) -> dict[str, str]:
-    """scores_<cell>.csv/.parquet, influence_<cell>.csv, roc_<cell>.csv, feldman_zhang_<cell>.npz."""
+def _examples(m: _CellMeasures, ds) -> dict[str, np.ndarray]:
+    """Features of the most memorized examples and of the top influence pairs, for the report."""
+    top = m.scores.sort_values(["score", "stderr", "index"], ascending=[False, True, True])["index"]
+    top = top.to_numpy()[:GALLERY]
+    pairs = m.pairs.head(GALLERY_PAIRS)
+    return {"top_index": top, "top_x": ds.x_train[top],
+            "pair_train_x": ds.x_train[pairs["train_index"].to_numpy()],
+            "pair_test_x": ds.x_test[pairs["test_index"].to_numpy()]}
+
+
+def _write_cell(path: Path, slug: str, m: _CellMeasures, ds) -> dict[str, str]:
+    """scores_<cell>.csv/.parquet, influence_<cell>.csv, roc_<cell>.csv, feldman_zhang_<cell>.npz,
+    examples_<cell>.npz (the inputs the report draws)."""
     names = {
         "scores_csv": f"scores_{slug}.csv", "scores_parquet": f"scores_{slug}.parquet",
         "influence": f"influence_{slug}.csv", "roc": f"roc_{slug}.csv", "npz": f"feldman_zhang_{slug}.npz",
+        "examples": f"examples_{slug}.npz",
     }
     atomic_write_bytes(path / names["scores_csv"], m.scores.to_csv(index=False).encode())
     buf = io.BytesIO()
@@ -506,5 +526,8 @@ def _write_cell(path: Path, slug: str, m: _CellMeasures) -> dict[str, str]:
     buf = io.BytesIO()
     np.savez_compressed(buf, **m.arrays)
     atomic_write_bytes(path / names["npz"], buf.getvalue())
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **_examples(m, ds))
+    atomic_write_bytes(path / names["examples"], buf.getvalue())
     return names
 

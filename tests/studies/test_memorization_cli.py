@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_json(tmp_path, capsys):
     s = r["summaries"]["baseline"]
     assert r["models"] == 24 and r["jobs_trained"] == 2 and r["cells"] == ["baseline"]
     assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline"} and s["n_flipped"] == 6
-    assert (tmp_path / r["study_dir"].split("/")[-1] / "scores_baseline.parquet").is_file()
+    assert (Path(r["study_dir"]) / "scores_baseline.parquet").is_file()
 
 
 def test_tables_per_technique(tmp_path, capsys):

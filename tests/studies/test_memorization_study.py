@@ -4,6 +4,7 @@ adding models, determinism, planted label noise, and the input errors."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     files = r.files["baseline"]
     assert files == {"scores_csv": "scores_baseline.csv", "scores_parquet": "scores_baseline.parquet",
                      "influence": "influence_baseline.csv", "roc": "roc_baseline.csv",
-                     "npz": "feldman_zhang_baseline.npz"}
+                     "npz": "feldman_zhang_baseline.npz", "examples": "examples_baseline.npz"}
     pd.testing.assert_frame_equal(pd.read_parquet(f"{study}/scores_baseline.parquet"), df)
     csv = pd.read_csv(f"{study}/scores_baseline.csv")
     np.testing.assert_allclose(csv["score"], df["score"])
@@ -73,6 +74,10 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     assert mem.shape == (80,) and infl.shape == (80, 40) and infl.dtype == np.float32
     np.testing.assert_allclose(mem, df["score"])
     np.testing.assert_array_equal(mask, subset_masks(24, n_pool=80, n_subset=56, seed=0))
+    with np.load(f"{study}/examples_baseline.npz") as f:
+        np.testing.assert_array_equal(f["top_index"][:10], r.top(n=10)["index"])
+        np.testing.assert_array_equal(f["top_x"], tiny.x_train[f["top_index"]])
+        assert f["pair_train_x"].shape == (12, 8) and f["pair_test_x"].shape == (12, 8)
 
     # the scores are the measures applied to the stored per-model outputs
     store = Store.open(study)
@@ -90,7 +95,7 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     assert 0 <= s["flipped_auc_score"] <= 1 and sum(s["histogram"]["counts"]) == 80
     assert len(s["top_memorized"]) == 10
 
-    saved = json.loads((tmp_path / r.study_dir.split("/")[-1] / "result.json").read_text())
+    saved = json.loads((Path(study) / "result.json").read_text())
     assert saved == json.loads(json.dumps(r.to_dict()))
     assert len(json.dumps(r.to_dict())) < 20_000  # no per-example arrays in the JSON
 
@@ -194,3 +199,42 @@ def test_other_bad_inputs(tiny, tmp_path, kw, match):
     with pytest.raises(InvalidInputError, match=match):
         memorization(tiny, "mlp", **{"models": 32, **kw}, runs_dir=tmp_path, **FAST)
     assert not any(tmp_path.iterdir())
+
+
+def test_custom_model_with_dropout_cell_is_refused(tiny, tmp_path):
+    from torch import nn
+
+    def factory():
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+    with pytest.raises(InvalidInputError, match="build dropout into your module"):
+        memorization(tiny, factory, models=24, techniques="baseline,dropout", runs_dir=tmp_path, **FAST)
+    assert not any(tmp_path.iterdir())
+    r = memorization(tiny, factory, models=24, techniques="baseline,l2=0.1", runs_dir=tmp_path, **FAST)
+    assert r.cells == ["baseline", "l2=0.1"] and r.model.startswith("custom:")
+
+
+def test_one_progress_bar_over_every_cell(tiny, tmp_path):
+    from rotelab.progress import Progress
+
+    class Record(Progress):
+        def __init__(self):
+            self.calls, self.epochs = [], 0
+
+        def start(self, *, total, cached, n_jobs):
+            self.calls.append(("start", total, cached, n_jobs))
+
+        def advance(self, epochs):
+            self.epochs += epochs
+
+        def stop(self):
+            self.calls.append(("stop",))
+
+    rec = Record()
+    memorization(tiny, "mlp", models=24, chunk=12, techniques="baseline,dropout", runs_dir=tmp_path, progress=rec,
+                 **FAST)
+    assert rec.calls == [("start", 4 * 4, 0, 4), ("stop",)] and rec.epochs == 16
+    rec = Record()
+    memorization(tiny, "mlp", models=24, chunk=12, techniques="baseline,dropout", runs_dir=tmp_path, progress=rec,
+                 **FAST)
+    assert rec.calls == [("start", 0, 4, 4), ("stop",)] and rec.epochs == 0

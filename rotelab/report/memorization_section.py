@@ -1,0 +1,106 @@
+"""Report section for ``memorization``: score histogram, the most memorized examples drawn,
+the most influential train→test pairs, and membership-inference ROC curves on log-log axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rotelab.errors import StoreError
+from rotelab.report import figures
+from rotelab.report.page import _b64, figure, pct, table
+
+GALLERY = 16
+PAIRS = 6
+ATTACK_NAMES = {"loss": "loss threshold (Yeom)", "lira_online": "LiRA online", "lira_offline": "LiRA offline"}
+
+
+def _read(path: Path, name: str, reader):
+    try:
+        return reader(path / name)
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path / name}: missing or unreadable ({exc}); rerun the memorization study") from None
+
+
+def blocks(study: dict, result: dict, path: Path) -> list[dict]:
+    classes = study["dataset"].get("classes", [])
+    kind = study["dataset"].get("kind", "vector")
+    cells = result["cells"]
+    out: list[dict] = []
+    # one comparison table across cells: what each technique does to memorization and attacks
+    rows = []
+    for cell in cells:
+        s = result["summaries"][cell]
+        head = s["attacks"].get(s.get("headline_attack", "lira_online"), {})
+        row = [cell, s["mean_score"], s["share_above_0_5"], s["split_half_correlation"],
+               s["attacks"]["loss"]["auc"], head.get("auc"), head.get("tpr_at_0_1pct"), head.get("tpr_at_1pct"),
+               s["accuracy"]["train"], s["accuracy"]["held_out"]]
+        if s.get("flipped_auc_score") is not None:
+            row.append(s["flipped_auc_score"])
+        rows.append([float("nan") if v is None else v for v in row])
+    cols = ["technique", "mean score", "share > 0.5", "split-half r", "loss-attack AUC", "LiRA AUC",
+            "LiRA TPR@0.1%", "LiRA TPR@1%", "train acc", "held-out acc"]
+    if len(rows[0]) > len(cols):
+        cols.append("AUC of score for flipped")
+    out.append({"kind": "text", "text": (
+        f"{result['models']} models, each trained on a random {pct(result['subset'])} of the training set. "
+        "Memorization score (Feldman & Zhang 2020) = P[correct | example in the model's subset] − "
+        "P[correct | not]; higher = more memorized. Membership inference uses the same models as shadows, "
+        "each in turn the target.")})
+    out.append(table(cols, rows))
+    for cell in cells:
+        out += _cell_blocks(path, result, cell, classes, kind, several=len(cells) > 1)
+    return out
+
+
+def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, *, several: bool) -> list[dict]:
+    files = result["files"][cell]
+    s = result["summaries"][cell]
+    scores = _read(path, files["scores_csv"], pd.read_csv)
+    pairs = _read(path, files["influence"], pd.read_csv)
+    roc = _read(path, files["roc"], pd.read_csv)
+    name = lambda i: str(classes[int(i)]) if 0 <= int(i) < len(classes) else str(int(i))  # noqa: E731
+    out: list[dict] = [{"kind": "heading", "text": f"Memorization · {cell}" if several else "Memorization"}]
+    flipped = scores["flipped"].to_numpy(bool)
+    marks = {"flipped labels": scores["score"].to_numpy()[flipped]} if flipped.any() else None
+    out.append(figure(figures.histogram(scores["score"].to_numpy(), xlabel="memorization score", marks=marks),
+                      f"Scores of all {len(scores)} training examples (log count); split-half correlation "
+                      f"{s['split_half_correlation']:.3f}."))
+    examples = path / files.get("examples", f"examples_{Path(files['npz']).stem.removeprefix('feldman_zhang_')}.npz")
+    if examples.is_file():
+        with np.load(examples) as f:
+            ex = {k: f[k] for k in f.files}
+        top = scores.set_index("index").loc[ex["top_index"][:GALLERY]]
+        items = []
+        for (i, row), x in zip(top.iterrows(), ex["top_x"]):
+            caption = (f"#{i} given '{name(row['given_label'])}', predicted '{name(row['predicted_label'])}', "
+                       f"score {row['score']:.2f}" + (" (flipped)" if row["flipped"] else ""))
+            items.append({"png": _b64(figures.example(x, kind, title=f"#{i} score {row['score']:.2f}")),
+                          "caption": caption})
+        out.append({"kind": "heading", "text": "Most memorized training examples"})
+        out.append({"kind": "gallery", "pairs": False, "entries": items})
+        pair_items = []
+        for j, (_, p) in enumerate(pairs.head(PAIRS).iterrows()):
+            if j >= len(ex["pair_train_x"]):
+                break
+            pair_items.append({"pngs": [
+                _b64(figures.example(ex["pair_train_x"][j], kind, title=f"train #{int(p['train_index'])}")),
+                _b64(figures.example(ex["pair_test_x"][j], kind, title=f"test #{int(p['test_index'])}"))],
+                "caption": f"train #{int(p['train_index'])} ('{name(p['train_label'])}') → test "
+                           f"#{int(p['test_index'])} ('{name(p['test_label'])}'): influence {p['influence']:.2f}"})
+        if pair_items:
+            out.append({"kind": "heading", "text": "Most influential train → test pairs"})
+            out.append({"kind": "gallery", "pairs": True, "entries": pair_items})
+    out.append({"kind": "heading", "text": "Membership inference"})
+    curves = {ATTACK_NAMES.get(a, a): (g["fpr"].to_numpy(), g["tpr"].to_numpy()) for a, g in roc.groupby("attack")}
+    out.append(figure(figures.roc_loglog(curves), "ROC curves on log-log axes: what matters is the true-positive "
+                                                   "rate at a low false-positive rate (Carlini et al. 2022)."))
+    out.append(table(["attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR"],
+                     [[ATTACK_NAMES.get(a, a), v["auc"], v["tpr_at_0_1pct"], v["tpr_at_1pct"]]
+                      for a, v in s["attacks"].items()]))
+    top_rows = [[int(r["index"]), name(r["given_label"]), name(r["predicted_label"]), r["score"], r["stderr"],
+                 "yes" if r["flipped"] else "no"] for r in s["top_memorized"]]
+    out.append(table(["example", "given", "predicted (held out)", "score", "stderr", "flipped"], top_rows))
+    return out
