@@ -19,7 +19,16 @@ def git_commit() -> str | None:
         return None
 
 
-def run_context(device: str) -> dict:
+def cli_command(kind: str | None) -> str | None:
+    """The command line, when this process is the ``rotelab KIND`` command itself (not the demo)."""
+    args = sys.argv[1:]
+    launched_as_cli = bool(sys.argv) and (sys.argv[0].endswith("rotelab") or sys.argv[0].endswith("__main__.py"))
+    if launched_as_cli and kind is not None and args[:1] == [kind]:
+        return " ".join(["rotelab", *args])
+    return None
+
+
+def run_context(device: str, kind: str | None = None) -> dict:
     from rotelab import __version__
 
     return {
@@ -31,6 +40,6 @@ def run_context(device: str) -> dict:
         "device": device,
         "threads": torch.get_num_threads(),
         "git_commit": git_commit(),
-        "command": " ".join(["rotelab", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("rotelab") else None,
+        "command": cli_command(kind),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

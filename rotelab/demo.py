@@ -48,7 +48,7 @@ def run_demo(runs_dir: str | Path = "runs/demo", *, progress: bool = True, devic
     lines.append(
         f"Digits (300 examples, 20% flipped labels), 5-fold CV: the baseline fits {base['noisy_memorized']:.0%} of "
         f"the flipped labels at {base['val_acc']:.1%} clean validation accuracy; best is {best.name}: "
-        f"{best['val_acc']:.1%} ({best['val_acc'] - base['val_acc']:+.1%}, p = {best['p_value']:.3g}), fitting "
+        f"{best['val_acc']:.1%} ({100 * (best['val_acc'] - base['val_acc']):+.1f} points, p = {best['p_value']:.3g}), fitting "
         f"{best['noisy_memorized']:.0%} of them."
     )
     s = m.summaries[m.cells[0]]

@@ -62,24 +62,39 @@ class StackedLinear(torch.autograd.Function):
         return gx, gw, gb
 
 
-def mlp_plan(module: nn.Module) -> list[tuple] | None:
-    """The layers of a plain MLP as ops the stacked fast path runs, or None for anything else.
+def fast_plan(module: nn.Module) -> list[tuple] | None:
+    """The layers of a plain ``nn.Sequential`` as ops the stacked fast path runs, else None.
 
-    A plain MLP is an ``nn.Sequential`` of ``Flatten(1, -1)``, ``Linear``, ``ReLU`` and
-    ``Dropout`` only (what ``rotelab.models.mlp`` builds); ops are ("flatten",),
-    ("linear", weight key, bias key or None), ("relu",), ("dropout", p).
+    Plain: ``Flatten(1, -1)``, ``Linear``, ``ReLU``, ``Dropout``, and before the first
+    Flatten also ``Conv1d``/``Conv2d`` (groups 1, zero padding) and ``MaxPool1d``/``MaxPool2d``;
+    what ``rotelab.models`` builds for mlp and cnn. Anything else runs under vmap.
     """
     if type(module) is not nn.Sequential:
         return None
     plan: list[tuple] = []
+    flat, grouped = False, False  # after a Flatten; after a convolution (until a Flatten)
     for name, m in module.named_children():
-        if type(m) is nn.Flatten and m.start_dim == 1 and m.end_dim == -1:
+        t = type(m)
+        if t is nn.Flatten and m.start_dim == 1 and m.end_dim == -1:
             plan.append(("flatten",))
-        elif type(m) is nn.Linear:
+            flat, grouped = True, False
+        elif t is nn.Linear and not grouped:
             plan.append(("linear", f"{name}.weight", f"{name}.bias" if m.bias is not None else None))
-        elif type(m) is nn.ReLU:
+        elif t in (nn.Conv1d, nn.Conv2d) and not flat and m.groups == 1 and m.padding_mode == "zeros":
+            fn = F.conv1d if t is nn.Conv1d else F.conv2d
+            plan.append(("conv", fn, f"{name}.weight", f"{name}.bias" if m.bias is not None else None,
+                         m.stride, m.padding, m.dilation))
+            grouped = True
+        elif t in (nn.MaxPool1d, nn.MaxPool2d) and not flat and not m.return_indices:
+            fn = F.max_pool1d if t is nn.MaxPool1d else F.max_pool2d
+            op = ("pool", fn, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+            # ReLU then max-pool = max-pool then ReLU (max commutes with a monotone map; the
+            # gradient reaches the same element, or nothing when the max is <= 0), and after
+            # the pool the ReLU and its backward touch a quarter of the elements
+            plan[-1:] = [op, plan[-1]] if plan and plan[-1] == ("relu",) else [*plan[-1:], op]
+        elif t is nn.ReLU:
             plan.append(("relu",))
-        elif type(m) is nn.Dropout:
+        elif t is nn.Dropout:
             plan.append(("dropout", m.p))
         else:
             return None
@@ -91,8 +106,8 @@ class StackedMembers:
     grouped conv). Exactly K independent models: the loss is a sum over members, so no
     gradient crosses members, and Adam/SGD are elementwise.
 
-    Plain MLPs skip vmap for a hand-written path (see ``_mlp``): the same math as one
-    ``baddbmm`` per layer, equal to the vmap path within float tolerance (tested).
+    Plain ``nn.Sequential`` MLPs and CNNs skip vmap for a hand-written path (``_fast``),
+    equal to the vmap path within float tolerance (tested).
     """
 
     vectorized = True
@@ -109,45 +124,68 @@ class StackedMembers:
 
         self._each = vmap(one, in_dims=(0, 0, 0), randomness="different")
         self._shared = vmap(one, in_dims=(0, 0, None), randomness="different")
-        self.plan = mlp_plan(modules[0])
+        self.plan = fast_plan(modules[0])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.plan is not None:
-            return self._mlp(x, shared=False)
+            return self._fast(x, shared=False)
         return self._each(self.params, self.buffers, x)
 
     def forward_shared(self, x: torch.Tensor) -> torch.Tensor:
         """Every member on the same batch x (B, ...) -> (K, B, C), without copying x K times."""
         if self.plan is not None:
-            return self._mlp(x, shared=True)
+            return self._fast(x, shared=True)
         return self._shared(self.params, self.buffers, x)
 
-    def _mlp(self, x: torch.Tensor, *, shared: bool) -> torch.Tensor:
-        """Stacked MLP forward without vmap: one ``baddbmm`` per layer (``StackedLinear``).
-        Why: vmap runs each Linear as a batched matmul plus a separate broadcast add through its
-        batching rules, and its backward copies every weight gradient out of a transposed layout.
+    def _fast(self, x: torch.Tensor, *, shared: bool) -> torch.Tensor:
+        """The members' forward without vmap, for a ``fast_plan``: x (K, B, *fs), or (B, *fs)
+        shared by every member -> logits (K, B, C). Same math as the vmap path (tested).
 
-        x (K, B, *fs), or (B, *fs) shared by every member -> logits (K, B, C).
+        Why: vmap runs a Linear as a batched matmul plus a separate broadcast add, and its
+        backward copies every weight gradient out of a transposed layout; here a Linear is one
+        ``baddbmm`` (``StackedLinear``). Convolutions run as one grouped convolution over
+        (B, K·C, *spatial), as vmap does, but 2-D maps stay channels-last: the max-pool and
+        ReLU then vectorize over the K·C channels (a digits cnn step: 3.5 vs 4.8 ms per member).
+        h is (K, B, ...) per member ("stacked"), (B, ...) when still shared, or (B, K·C, ...).
         """
-        h = x
+        k, h, layout = self.k, x, "shared" if shared else "stacked"
         for op in self.plan:
-            if op[0] == "flatten":
-                h = h.flatten(1 if shared else 2)
-            elif op[0] == "linear":
+            kind = op[0]
+            if kind == "conv":
+                fn, w, b, stride, padding, dilation = op[1], self.params[op[2]], op[3], op[4], op[5], op[6]
+                b = self.params[b].flatten() if b else None
+                if layout == "stacked":  # (K, B, C, *s) -> (B, K·C, *s)
+                    h = h.transpose(0, 1).flatten(1, 2)
+                elif layout == "shared":  # a copy per member: the grouped convolution below beats one
+                    h = h.repeat(1, k, *[1] * (h.dim() - 2))  # ungrouped K·Cout-channel one 2x (mkldnn, CPU)
+                if h.dim() == 4:
+                    h = h.contiguous(memory_format=torch.channels_last)
+                h = fn(h, w.flatten(0, 1), b, stride, padding, dilation, k)
+                layout = "grouped"
+            elif kind == "pool":
+                h = op[1](h, *op[2:])
+            elif kind == "flatten":
+                if layout == "grouped":  # (B, K·C, *s) -> (K, B, C·prod(s)), features in (C, *s) order
+                    h = h.unflatten(1, (k, -1)).transpose(0, 1).flatten(2)
+                    layout = "stacked"
+                else:
+                    h = h.flatten(1 if layout == "shared" else 2)
+            elif kind == "linear":
                 w, b = self.params[op[1]], (self.params[op[2]] if op[2] else None)
-                if shared:  # one GEMM (B, in) x (in, K*out) instead of K small ones
-                    h = (h @ w.flatten(0, 1).T).view(len(h), self.k, -1).transpose(0, 1)
+                if layout == "shared":  # one GEMM (B, in) x (in, K·out) instead of K small ones
+                    h = (h @ w.flatten(0, 1).T).view(len(h), k, -1).transpose(0, 1)
                     h = h if b is None else h + b.unsqueeze(1)
-                    shared = False
                 else:
                     h = StackedLinear.apply(h, w, b)
-            elif op[0] == "relu":
+                layout = "stacked"
+            elif kind == "relu":
                 h = torch.relu(h)
-            elif self.base.training:  # each member its own mask, as vmap's randomness="different"
-                h = F.dropout(h.expand(self.k, *h.shape) if shared else h, op[1])
-                shared = False
-        if shared:  # no Linear at all: every member computes the same function of x
-            h = h.expand(self.k, *h.shape)
+            elif self.base.training:  # dropout: each member its own mask, as vmap's randomness="different"
+                if layout == "shared":
+                    h, layout = h.expand(k, *h.shape), "stacked"
+                h = F.dropout(h, op[1])
+        if layout == "shared":  # no layer with weights: every member computes the same function of x
+            h = h.expand(k, *h.shape)
         return h
 
     def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
@@ -217,13 +255,15 @@ def make_members(
     reason = unsupported_reason(modules[0])
     if reason is None:
         members = StackedMembers(modules, device)
-        try:  # some modules only fail when run: try one step on a tiny batch
-            out = members(sample[: min(2, len(sample))].unsqueeze(0).expand(members.k, *([-1] * sample.dim())))
-            out.sum().backward()
-            for p in members.params.values():
-                p.grad = None
-            return members, None
-        except Exception as exc:  # noqa: BLE001 — any failure means: not vmappable
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        xs = sample[: min(2, len(sample))].unsqueeze(0).expand(members.k, *([-1] * sample.dim()))
+        for plan in (members.plan, None) if members.plan is not None else (None,):
+            members.plan = plan  # the fast path first; vmap if the fast path cannot run this model
+            try:  # some modules only fail when run: try one step on a tiny batch
+                members(xs).sum().backward()
+                for p in members.params.values():
+                    p.grad = None
+                return members, None
+            except Exception as exc:  # noqa: BLE001 — any failure means: not vmappable
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         modules = init_members(factory, seeds)
     return LoopMembers(modules, device), reason

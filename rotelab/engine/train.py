@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -69,20 +70,46 @@ def _batch_plan(members: Members, rng: list[np.random.Generator], batch_size: in
     return idx, w
 
 
-def cpu_threads() -> int:
-    """Intra-op threads for a CPU job: torch's setting, or 1 when the machine is already busy.
+_own = [time.perf_counter(), time.process_time()]  # when cpu_threads last looked, and our CPU time then
 
-    Why: a training step is ~50 small kernels (a 64-member MLP step: ≤ 1.5 ms each), and each
-    OpenMP kernel ends at a barrier that waits for every thread. When other processes already
-    keep every core busy (1-minute load average >= usable cores), one of our threads is often
-    descheduled and the barrier waits a scheduler slice for it: measured on a shared 2-core
-    machine, a (64, 100, 100) ReLU took 16 ms on 2 threads vs 57 µs on 1, and a 5-epoch
-    64-member MLP job 108 s vs 16 s. Results do not depend on the thread count (checked
-    bit for bit for the MLP), so this only changes speed.
+
+def cpu_threads() -> int:
+    """Intra-op threads for a CPU job: torch's setting, less the cores other processes keep busy.
+
+    Why: a training step is ~50 small kernels (a 64-member MLP step: each ≤ 1.5 ms), and
+    every OpenMP kernel ends at a barrier that waits for all its threads. When another
+    process runs on one of our cores, our thread there is descheduled and each barrier
+    waits a scheduler slice for it while the others spin: measured on a 2-core machine
+    with one other busy process, a 64-member MLP step cost 257 ms of CPU on 2 threads vs
+    13 ms on 1 (and a 5-epoch job took 108 s vs 16 s of wall time at load 5).
+    Others = the larger of the tasks runnable right now (/proc/loadavg, median of 3 reads,
+    us excluded) and the 1-minute load average less our own recent CPU use.
+    ``ROTELAB_THREADS`` overrides. Results do not depend on the thread count (checked bit
+    for bit for mlp and cnn), so this only changes speed.
     """
+    env = os.environ.get("ROTELAB_THREADS", "").strip()
+    if env.isdigit():
+        return max(1, int(env))
+    wall, cpu = time.perf_counter(), time.process_time()
+    own = (cpu - _own[1]) / max(wall - _own[0], 1e-3)  # threads we kept busy since the last look
+    _own[:] = wall, cpu
+    want = torch.get_num_threads()
+    if want <= 1:
+        return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
-    return 1 if busy else torch.get_num_threads()
+    try:
+        now = []
+        for _ in range(3):
+            with open("/proc/loadavg") as f:  # "2.81 3.01 4.33 3/90 19016": 3 runnable, us included
+                now.append(int(f.read().split()[3].split("/")[0]) - 1)
+            time.sleep(0.001)
+        now_others = sorted(now)[1]
+    except (OSError, ValueError, IndexError):  # no /proc (macOS)
+        now_others = 0
+    avg_others = os.getloadavg()[0] - own if hasattr(os, "getloadavg") else 0.0
+    # a core counts as taken as soon as anyone used a tenth of it: a wrong guess costs ~1.5x
+    # one way and ~14x the other (a 5-epoch job on 2 threads next to one busy process: 51 s vs 3.7 s)
+    return max(1, min(want, cores - math.ceil(max(now_others, avg_others) - 0.1)))
 
 
 @functools.cache
@@ -153,9 +180,9 @@ def evaluate(
     """Every member on every example, in eval mode: loss, confidence in the given label,
     logit-scaled confidence (margin), predicted label and correctness, each (K, N)."""
     members.train(False)
-    # ~16k member-rows per chunk: activations of a few MB stay in cache; 2^18 rows (the old
-    # size) made each elementwise pass stream 100 MB (K=64 MLP eval: 0.29 s vs 0.54 s)
-    chunk = chunk or max(16, 16_384 // max(members.k, 1))
+    # ~4k member-rows per chunk keeps activations in cache: 2^18 rows (the old size) made each
+    # elementwise pass stream 100 MB (K=64: MLP eval 0.29 s vs 0.54 s, digits cnn 1.3 s vs 4.4 s)
+    chunk = chunk or max(32, 4096 // max(members.k, 1))
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in OUTPUTS}
     for start in range(0, len(x), chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]

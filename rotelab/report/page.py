@@ -137,7 +137,7 @@ def load_study(path: Path) -> tuple[dict, dict]:
 
 def _meta(study: dict) -> list[tuple[str, str]]:
     d, cfg, ctx = study["dataset"], study["config"], study["context"]
-    recipe = cfg.get("recipe", {})
+    recipe = _recipe(cfg)
     model = recipe.get("model", {})
     shape = "x".join(map(str, d.get("feature_shape", [])))
     meta = [
@@ -163,12 +163,33 @@ def _meta(study: dict) -> list[tuple[str, str]]:
     return meta
 
 
-def _command(study: dict) -> str | None:
-    ctx = study["context"]
+def _recipe(cfg: dict) -> dict:
+    return cfg.get("recipe") or (cfg.get("recipes") or cfg.get("cells") or [{}])[0] or {}
+
+
+def _command(study: dict) -> str:
+    """The command that reproduces the study: as it was typed, or the equivalent one."""
+    ctx, cfg, kind = study["context"], study["config"], study["kind"]
     if ctx.get("command"):
         return ctx["command"]
-    cfg = {k: v for k, v in study["config"].items() if not k.endswith("fingerprint")}
-    return f"rotelab.{study['kind']}(**{json.dumps(cfg, default=str)})  # Python API"
+    recipe = _recipe(cfg)
+    model = recipe.get("model", {})
+    parts = ["rotelab", kind, "--data", str(cfg.get("data")), "--model", str(model.get("name"))]
+    for key, flag in (("width", "--width"), ("depth", "--depth")):
+        if model.get(key) is not None and not str(model.get("name", "")).startswith("custom"):
+            parts += [flag, str(model[key])]
+    for key, flag in (("epochs", "--epochs"), ("lr", "--lr"), ("batch_size", "--batch-size")):
+        if recipe.get(key) is not None:
+            parts += [flag, str(recipe[key])]
+    techniques = cfg.get("techniques") or (cfg.get("cells") if kind == "memorization" else None)
+    if techniques and techniques != ["baseline"]:
+        parts += ["--techniques", ",".join(map(str, techniques))]
+    for key, flag in (("seeds", "--seeds"), ("folds", "--folds"), ("repeats", "--repeats"), ("models", "--models"),
+                      ("subset", "--subset"), ("val_fraction", "--val-fraction"), ("train_size", "--train-size"),
+                      ("label_noise", "--label-noise"), ("seed", "--seed")):
+        if cfg.get(key) not in (None, 0, 0.0) or (key == "seed" and cfg.get(key) is not None):
+            parts += [flag, str(cfg[key])]
+    return " ".join(parts)
 
 
 def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path:

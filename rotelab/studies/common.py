@@ -140,7 +140,7 @@ def open_study(runs_dir: str | Path, sid: str, *, kind: str, config: dict, datas
     path = Path(runs_dir) / sid
     return Store.create(path, {
         "kind": kind, "id": sid, "config": config, "dataset": dataset.summary(),
-        "context": run_context(str(resolve_device(device))),
+        "context": run_context(str(resolve_device(device)), kind),
     })
 
 
