@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from torch import nn
 
+from rotelab.engine.recipe import Recipe
 from rotelab.plan import Job
 from rotelab.progress import Progress
 from rotelab.store import Store
@@ -16,21 +17,23 @@ def run_jobs(
     jobs: Sequence[Job],
     *,
     store: Store,
-    factory: Callable[[], nn.Module],
+    models: Callable[[Recipe], tuple[Callable[[], nn.Module], str]],
     x: np.ndarray,
     y: np.ndarray,
     test_mask: np.ndarray,
     n_classes: int,
     kind: str,
     data_fingerprint: str,
-    model_fingerprint: str,
     device: str,
     progress: Progress,
 ) -> list[dict[str, np.ndarray]]:
-    """Train (or load) every job; returns each job's arrays in order."""
+    """Train (or load) every job under one progress bar; returns each job's arrays in order.
+
+    ``models(recipe)`` gives the factory and fingerprint of the model a job's recipe trains.
+    """
     from rotelab.engine.train import train_job
 
-    keys = [job.key(data_fingerprint, model_fingerprint) for job in jobs]
+    keys = [job.key(data_fingerprint, models(job.recipe)[1]) for job in jobs]
     todo = [j for j, key in zip(jobs, keys) if not store.has(key)]
     progress.start(total=sum(j.recipe.epochs for j in todo), cached=len(jobs) - len(todo), n_jobs=len(jobs))
     results = []
@@ -40,7 +43,7 @@ def run_jobs(
             continue
         progress.job(job.label)
         arrays = train_job(
-            factory, x, y, members=job.members, test_mask=test_mask, recipe=job.recipe,
+            models(job.recipe)[0], x, y, members=job.members, test_mask=test_mask, recipe=job.recipe,
             n_classes=n_classes, kind=kind, device=device, job_seed=job.job_seed,
             on_epoch=lambda e, n: progress.advance(1), on_fallback=progress.note_fallback,
         )

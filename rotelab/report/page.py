@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

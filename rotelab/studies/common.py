@@ -87,6 +87,28 @@ def resolve_model(
     return ModelChoice(spec, lambda: build_model(spec, shape, c), f"builtin:{spec}", spec.name)
 
 
+ModelSource = Callable[[Recipe], tuple[Callable[[], nn.Module], str]]
+
+
+def model_source(choice: ModelChoice, ds: Dataset) -> ModelSource:
+    """recipe -> (factory, fingerprint) of the model it trains: the user's factory, or the
+    built-in spec the recipe names (a technique such as dropout changes the spec)."""
+    shape, c = ds.feature_shape, ds.n_classes
+
+    def source(recipe: Recipe):
+        if recipe.model == choice.spec:
+            return choice.factory, choice.fingerprint
+        if choice.family == "custom":
+            raise InvalidInputError(
+                f"a technique changes the model (dropout {recipe.model.dropout}) but the model is your own "
+                "nn.Module factory; build nn.Dropout into your module and leave that technique out"
+            )
+        spec = recipe.model
+        return (lambda: build_model(spec, shape, c)), f"builtin:{spec}"
+
+    return source
+
+
 def check_training(*, epochs: int | None, batch_size: int, lr: float, optimizer: str, schedule: str,
                    device: str, family: str) -> int:
     """Validate the optimizer settings; return the epochs to train."""

@@ -13,30 +13,27 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch import nn
 
-from rotelab.engine.recipe import Recipe
 from rotelab.engine.train import Members
-from rotelab.errors import InvalidInputError
 from rotelab.executors import run_jobs
 from rotelab.measures.folds import HOLDOUT_FRACTION, fold_masks, fold_summary, paired_difference, stratified_folds
 from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_memorized
-from rotelab.models import build_model
 from rotelab.plan import Job
 from rotelab.progress import Progress
 from rotelab.store import Store, atomic_write_bytes
 from rotelab.studies.common import (
-    Examples, ModelArg, ModelChoice, base_recipe, check_training, load_study_data, make_progress, open_study,
+    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source,
+    open_study,
     resolve_model, study_id,
 )
-from rotelab.techniques import Cell, check_cell_for_data, defaults_table, parse_cells
+from rotelab.techniques import check_cell_for_data, defaults_table, parse_cells
 from rotelab.validation import check_int
 
 DEFAULT_TECHNIQUES = "baseline,augment,dropout,l1,l2,augment+dropout+l2"
@@ -105,47 +102,6 @@ def summarize(values: np.ndarray) -> tuple[float, float, float]:
     return s.mean, s.ci_low, s.ci_high
 
 
-@dataclass(frozen=True, eq=False)
-class Group:
-    """Jobs that share one model factory (one architecture)."""
-
-    factory: Callable[[], nn.Module]
-    fingerprint: str
-    jobs: list[Job]
-
-
-class _Forward(Progress):
-    """Forwards one group's progress into the study's single bar."""
-
-    def __init__(self, inner: Progress):
-        self.inner = inner
-
-    def job(self, label: str) -> None:
-        self.inner.job(label)
-
-    def advance(self, epochs: int) -> None:
-        self.inner.advance(epochs)
-
-    def note_fallback(self, reason: str) -> None:
-        self.inner.note_fallback(reason)
-
-
-def run_groups(groups: Sequence[Group], *, store: Store, ex: Examples, n_classes: int, kind: str,
-               data_fingerprint: str, device: str, progress: Progress) -> list[list[dict[str, np.ndarray]]]:
-    """Train (or load) every group's jobs under one progress bar; results per group, in order."""
-    keys = [[j.key(data_fingerprint, g.fingerprint) for j in g.jobs] for g in groups]
-    todo = {k: j.recipe.epochs for g, ks in zip(groups, keys) for j, k in zip(g.jobs, ks) if not store.has(k)}
-    n_jobs = sum(len(ks) for ks in keys)
-    progress.start(total=sum(todo.values()), cached=n_jobs - len(todo), n_jobs=n_jobs)
-    fwd = _Forward(progress)
-    try:
-        return [run_jobs(g.jobs, store=store, factory=g.factory, x=ex.x, y=ex.y, test_mask=ex.test_mask,
-                         n_classes=n_classes, kind=kind, data_fingerprint=data_fingerprint,
-                         model_fingerprint=g.fingerprint, device=device, progress=fwd) for g in groups]
-    finally:
-        progress.stop()
-
-
 def write_table(store: Store, name: str, table: pd.DataFrame) -> Path:
     buf = io.StringIO()
     table.to_csv(buf, index=False)
@@ -171,14 +127,6 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def model_factory(choice: ModelChoice, recipe: Recipe, ds) -> tuple[Callable[[], nn.Module], str]:
-    """The factory and fingerprint for a recipe's model (a technique may change it, e.g. dropout)."""
-    if choice.family == "custom" or recipe.model == choice.spec:
-        return choice.factory, choice.fingerprint
-    spec, shape, c = recipe.model, ds.feature_shape, ds.n_classes
-    return (lambda: build_model(spec, shape, c)), f"builtin:{spec}"
 
 
 # ══ compare ═══════════════════════════════════════════════════════════════════════════════
@@ -274,8 +222,9 @@ def compare(
     base = base_recipe(choice.spec, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                        schedule=schedule)
     recipes = [cell.apply(base, kind=ds.kind) for cell in cells]
-    for cell in cells:
-        _check_dropout_applies(cell, choice)
+    models = model_source(choice, ds)
+    for recipe in recipes:  # refuses a dropout cell on the user's own model, before anything is written
+        models(recipe)
     ex = Examples.of(ds)
     noisy = ds.noisy_mask
     clean_all = np.concatenate([ds.clean_labels, ds.y_test])
@@ -290,20 +239,11 @@ def compare(
     write_arrays(store, "folds.npz", train_mask=f.train, val_mask=f.val, engine_val_mask=f.engine_val,
                  seeds=f.seeds, noisy=noisy)
 
-    # one group per architecture: the dropout technique changes the model, the others the recipe
-    groups: dict[str, Group] = {}
-    where: list[tuple[str, int]] = []
-    for cell, recipe in zip(cells, recipes):
-        factory, fp = model_factory(choice, recipe, ds)
-        g = groups.setdefault(fp, Group(factory, fp, []))
-        where.append((fp, len(g.jobs)))
-        g.jobs.append(Job(label=f"{cell.label} / {f.seeds.size} fold(s)", recipe=recipe, members=f.members(),
-                          job_seed=seed))
-    outs = run_groups(list(groups.values()), store=store, ex=ex, n_classes=ds.n_classes, kind=ds.kind,
-                      data_fingerprint=ds.fingerprint(), device=device,
-                      progress=make_progress(progress, "compare"))
-    by_fp = dict(zip(groups, outs))
-    results = [by_fp[fp][i] for fp, i in where]
+    jobs = [Job(label=f"{cell.label} / {f.seeds.size} fold(s)", recipe=recipe, members=f.members(), job_seed=seed)
+            for cell, recipe in zip(cells, recipes)]
+    results = run_jobs(jobs, store=store, models=models, x=ex.x, y=ex.y, test_mask=ex.test_mask,
+                       n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=ds.fingerprint(), device=device,
+                       progress=make_progress(progress, "compare"))
 
     result = _summarize(cells, recipes, results, f, ex, clean_all, noisy=bool(noisy.any()) or label_noise > 0,
                         store_dir=str(store.path), ds=ds, model=choice.spec.name, folds=folds, repeats=repeats,
@@ -312,14 +252,6 @@ def compare(
     store.write_json("result.json", result.to_dict())
     store.close()
     return result
-
-
-def _check_dropout_applies(cell: Cell, choice: ModelChoice) -> None:
-    if choice.family == "custom" and any(n == "dropout" for n, _ in cell.parts):
-        raise InvalidInputError(
-            f"technique cell {cell.label!r}: the dropout technique only applies to built-in models; "
-            "put nn.Dropout in your model factory instead"
-        )
 
 
 def paired_ratio(folds: int) -> float:

@@ -13,7 +13,7 @@ from rotelab.measures.curves import Signs, Thresholds, read_signs
 from rotelab.plan import Job
 from rotelab.progress import Progress
 from rotelab.studies.common import (
-    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, open_study,
+    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source, open_study,
     resolve_model, study_id,
 )
 from rotelab.validation import check_float, check_int
@@ -98,9 +98,8 @@ def diagnose(
     store = open_study(runs_dir, sid, kind="diagnose", config=config, dataset=ds, device=device)
     job = Job(label=f"{seeds} seed(s)", recipe=recipe, members=members, job_seed=seed)
     (out,) = run_jobs(
-        [job], store=store, factory=choice.factory, x=ex.x, y=ex.y, test_mask=ex.test_mask,
-        n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=ds.fingerprint(),
-        model_fingerprint=choice.fingerprint, device=device, progress=make_progress(progress, "diagnose"),
+        [job], store=store, models=model_source(choice, ds), x=ex.x, y=ex.y, test_mask=ex.test_mask,
+        n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=ds.fingerprint(), device=device, progress=make_progress(progress, "diagnose"),
     )
     result = _summarize(out, store_dir=str(store.path), ds=ds, model=choice.spec.name, seeds=seeds,
                         thresholds=thresholds)

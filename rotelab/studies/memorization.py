@@ -35,12 +35,12 @@ from rotelab.measures.membership import (
 from rotelab.measures.memorization import (
     influence_scores, memorization_scores, split_half_correlation, top_influence_pairs,
 )
-from rotelab.models import build_model
 from rotelab.plan import Job, chunked
 from rotelab.progress import Progress
 from rotelab.store import RESULT_FILE, atomic_write_bytes
 from rotelab.studies.common import (
-    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, open_study,
+    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source,
+    open_study,
     resolve_model, study_id,
 )
 from rotelab.techniques import Cell, check_cell_for_data, parse_cells
@@ -203,27 +203,18 @@ def memorization(
                             members=_members(pool_mask[r.start : r.stop], r, ex, seed=seed),
                             job_seed=seed * _SEED_STRIDE + r.start))
 
-    factories = [_cell_factory(choice, recipe, ds) for recipe in recipes]
+    models_of = model_source(choice, ds)
+    for recipe in recipes:  # refuses a dropout cell on the user's own model, before anything is written
+        models_of(recipe)
 
     store = open_study(runs_dir, sid, kind="memorization", config=config, dataset=ds, device=device)
     try:
         data_fp = ds.fingerprint()
         per_cell = len(chunked(models, chunk))
-        todo = [not store.has(j.key(data_fp, factories[i // per_cell][1])) for i, j in enumerate(jobs)]
-        n_todo = sum(todo)
-        bar = make_progress(progress, "memorization")
-        bar.start(total=sum(j.recipe.epochs for j, t in zip(jobs, todo) if t), cached=len(jobs) - n_todo,
-                  n_jobs=len(jobs))
-        outs = []
-        try:
-            for i, (factory, fingerprint) in enumerate(factories):  # a factory per cell: dropout changes the model
-                outs += run_jobs(
-                    jobs[i * per_cell : (i + 1) * per_cell], store=store, factory=factory, x=ex.x, y=ex.y,
-                    test_mask=ex.test_mask, n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=data_fp,
-                    model_fingerprint=fingerprint, device=device, progress=_Within(bar),
-                )
-        finally:
-            bar.stop()
+        n_todo = sum(not store.has(j.key(data_fp, models_of(j.recipe)[1])) for j in jobs)
+        outs = run_jobs(jobs, store=store, models=models_of, x=ex.x, y=ex.y, test_mask=ex.test_mask,
+                        n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=data_fp, device=device,
+                        progress=make_progress(progress, "memorization"))
         summaries, files, frames, pairs, rocs, arrays = {}, {}, {}, {}, {}, {}
         for i, (cell_label, slug) in enumerate(zip(labels, slugs)):
             out = {k: np.concatenate([o[k] for o in outs[i * per_cell : (i + 1) * per_cell]]) for k in OUTPUTS}
@@ -305,39 +296,6 @@ def _models_needed(n_in: np.ndarray, n_models: int, *, n_pool: int, n_subset: in
             return int(m + 1 + np.argmax(ok))
         n_in, m = cum[-1], m + block
     return None
-
-
-def _cell_factory(choice, recipe, ds):
-    """(factory, fingerprint) of the model a cell trains: the engine builds what the factory
-    returns, so a technique that changes the model spec (dropout) needs its own factory."""
-    if recipe.model == choice.spec:
-        return choice.factory, choice.fingerprint
-    if choice.family == "custom":
-        raise InvalidInputError(
-            f"a technique cell changes the model (dropout {recipe.model.dropout}) but the model is your own "
-            "nn.Module factory; build dropout into your module and leave that technique out"
-        )
-    spec, shape, c = recipe.model, ds.feature_shape, ds.n_classes
-    return (lambda: build_model(spec, shape, c)), f"builtin:{spec}"
-
-
-class _Within(Progress):
-    """Forwards one executor call's hooks to a bar that spans every call of the study."""
-
-    def __init__(self, bar: Progress):
-        self.bar = bar
-
-    def start(self, *, total: int, cached: int, n_jobs: int) -> None: ...
-    def stop(self) -> None: ...
-
-    def job(self, label: str) -> None:
-        self.bar.job(label)
-
-    def advance(self, epochs: int) -> None:
-        self.bar.advance(epochs)
-
-    def note_fallback(self, reason: str) -> None:
-        self.bar.note_fallback(reason)
 
 
 def _members(pool_mask: np.ndarray, r: range, ex: Examples, *, seed: int) -> Members:

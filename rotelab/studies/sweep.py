@@ -23,13 +23,12 @@ import pandas as pd
 from rotelab.errors import InvalidInputError
 from rotelab.plan import Job
 from rotelab.progress import Progress
+from rotelab.executors import run_jobs
 from rotelab.studies.common import (
-    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, open_study, resolve_model,
-    study_id,
+    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source, open_study,
+    resolve_model, study_id,
 )
-from rotelab.studies.compare import (
-    Group, fold_metrics, jsonable, make_folds, model_factory, run_groups, summarize, write_table,
-)
+from rotelab.studies.compare import fold_metrics, jsonable, make_folds, summarize, write_table
 from rotelab.validation import check_int
 
 #: Columns of both curve tables, each a mean over folds; the first three also get a 95% CI.
@@ -173,6 +172,7 @@ def sweep(
     default_size = pool if train_size is None else check_size(
         check_int("train size", train_size, minimum=1), pool=pool, n_classes=c, folds=folds)
     choice = resolve_model(model, ds, width=width, depth=depth, dropout=dropout)
+    models = model_source(choice, ds)
     if width_list and choice.family == "custom":
         raise InvalidInputError("a width sweep needs a built-in model; pass widths=None for your own model factory")
     epochs = check_training(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
@@ -198,19 +198,12 @@ def sweep(
     sid = study_id("sweep", ds.name, choice.spec.name, config)
     store = open_study(runs_dir, sid, kind="sweep", config=config, dataset=ds, device=device)
 
-    groups: dict[str, Group] = {}
-    where = []
-    for axis, value, recipe in points:
-        n = value if axis == "size" else default_size
-        factory, fp = model_factory(choice, recipe, ds)
-        g = groups.setdefault(fp, Group(factory, fp, []))
-        where.append((fp, len(g.jobs)))
-        g.jobs.append(Job(label=f"{axis} {value} / {folds} folds", recipe=recipe, members=fold_of[n].members(),
-                          job_seed=seed))
-    outs = run_groups(list(groups.values()), store=store, ex=ex, n_classes=c, kind=ds.kind,
-                      data_fingerprint=ds.fingerprint(), device=device, progress=make_progress(progress, "sweep"))
-    by_fp = dict(zip(groups, outs))
-    results = [by_fp[fp][i] for fp, i in where]
+    jobs = [Job(label=f"{axis} {value} / {folds} folds", recipe=recipe,
+                members=fold_of[value if axis == "size" else default_size].members(), job_seed=seed)
+            for axis, value, recipe in points]
+    results = run_jobs(jobs, store=store, models=models, x=ex.x, y=ex.y, test_mask=ex.test_mask, n_classes=c,
+                       kind=ds.kind, data_fingerprint=ds.fingerprint(), device=device,
+                       progress=make_progress(progress, "sweep"))
 
     has_noise = bool(noisy.any())
     rows: dict[str, list[dict]] = {"size": [], "width": []}
@@ -219,7 +212,7 @@ def sweep(
         f = fold_of[n]
         m = fold_metrics(out, f, ex, clean_all, has_noise)
         row: dict[str, Any] = {"train_size": n, "width": recipe.model.width,
-                               "params": _params(model_factory(choice, recipe, ds)[0])}
+                               "params": _params(models(recipe)[0])}
         for name in CURVE_METRICS:
             mean, lo, hi = summarize(m[name])
             row[name] = mean

@@ -147,7 +147,7 @@ def test_every_cell_gets_the_same_folds_and_seeds(tmp_path, small, monkeypatch):
     real = compare_mod.run_jobs
 
     def spy(jobs, **kw):
-        seen.extend((j, kw["model_fingerprint"]) for j in jobs)
+        seen.extend((j, kw["models"](j.recipe)[1]) for j in jobs)
         return real(jobs, **kw)
 
     monkeypatch.setattr(compare_mod, "run_jobs", spy)
@@ -218,6 +218,6 @@ def test_bad_input_raises_before_writing(tmp_path, small, kw, match):
 def test_dropout_technique_refuses_a_custom_model(tmp_path, small):
     from torch import nn
 
-    with pytest.raises(InvalidInputError, match="only applies to built-in models"):
+    with pytest.raises(InvalidInputError, match="the model is your own nn.Module factory"):
         compare(small, lambda: nn.Linear(8, 3), techniques="baseline,dropout", runs_dir=tmp_path / "r", **FAST)
     assert not (tmp_path / "r").exists()

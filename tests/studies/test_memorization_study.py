@@ -207,7 +207,7 @@ def test_custom_model_with_dropout_cell_is_refused(tiny, tmp_path):
     def factory():
         return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 
-    with pytest.raises(InvalidInputError, match="build dropout into your module"):
+    with pytest.raises(InvalidInputError, match="build nn.Dropout into your module"):
         memorization(tiny, factory, models=24, techniques="baseline,dropout", runs_dir=tmp_path, **FAST)
     assert not any(tmp_path.iterdir())
     r = memorization(tiny, factory, models=24, techniques="baseline,l2=0.1", runs_dir=tmp_path, **FAST)
