@@ -154,6 +154,9 @@ class StackedMembers:
             if kind == "conv":
                 fn, w, b, stride, padding, dilation = op[1], self.params[op[2]], op[3], op[4], op[5], op[6]
                 b = self.params[b].flatten() if b else None
+                want = w.dim() - 3 + {"stacked": 3, "shared": 2, "grouped": 2}[layout]  # w: (K, out, in, *kernel)
+                if h.dim() != want:  # e.g. unbatched-style input: leave the model to vmap (make_members)
+                    raise ValueError(f"fast path: convolution input has {h.dim()} dims, expected {want}")
                 if layout == "stacked":  # (K, B, C, *s) -> (B, K·C, *s)
                     h = h.transpose(0, 1).flatten(1, 2)
                 elif layout == "shared":  # a copy per member: the grouped convolution below beats one

@@ -7,6 +7,7 @@ trains on and validates on; ``test_mask`` (N,) marks the test split ("new data")
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import math
@@ -70,78 +71,115 @@ def _batch_plan(members: Members, rng: list[np.random.Generator], batch_size: in
     return idx, w
 
 
-_own = [time.perf_counter(), time.process_time()]  # when cpu_threads last looked, and our CPU time then
+# cpu_threads' last look: wall time, our CPU time, our share of the 1-minute load average; it
+# starts as if this process had been busy since it began (a fresh one has been importing)
+_own = [time.perf_counter() - time.process_time(), 0.0, 0.0]
 
 
-def cpu_threads() -> int:
+def _others_running() -> int:
+    """Runnable tasks on the machine right now that are not threads of this process."""
+    with open("/proc/loadavg") as f:  # "2.81 3.01 4.33 3/90 19016": 3 runnable
+        total = int(f.read().split()[3].split("/")[0])
+    ours = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                ours += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except OSError:  # the thread just ended
+            pass
+    return total - ours
+
+
+def cpu_threads(step_flops: float | None = None, *, want: int | None = None) -> int:
     """Intra-op threads for a CPU job: torch's setting, less the cores other processes keep busy.
 
     Why: a training step is ~50 small kernels (a 64-member MLP step: each ≤ 1.5 ms), and
     every OpenMP kernel ends at a barrier that waits for all its threads. When another
     process runs on one of our cores, our thread there is descheduled and each barrier
     waits a scheduler slice for it while the others spin: measured on a 2-core machine
-    with one other busy process, a 64-member MLP step cost 257 ms of CPU on 2 threads vs
-    13 ms on 1 (and a 5-epoch job took 108 s vs 16 s of wall time at load 5).
-    Others = the larger of the tasks runnable right now (/proc/loadavg, median of 3 reads,
-    us excluded) and the 1-minute load average less our own recent CPU use.
-    ``ROTELAB_THREADS`` overrides. Results do not depend on the thread count (checked bit
-    for bit for mlp and cnn), so this only changes speed.
+    with one other busy process, a 5-epoch 64-member MLP job took 51 s on 2 threads vs
+    3.7 s on 1; on the idle machine 2 threads took 2.6 s. Others = the larger of the
+    tasks of other processes runnable now (/proc, median of 3 reads) and the 1-minute load
+    average less our own (our CPU use, averaged the way the kernel averages the load).
+    ``want`` is the most to use (default: torch's setting); ``ROTELAB_THREADS`` overrides
+    the count. A step under 20 MFLOP (``step_flops``) runs on
+    one thread whatever the count: a second only adds waits (a 1-member MLP job: 0.5 s on one
+    thread, 0.7 s on two). Results do not depend on the thread count (checked bit for bit
+    for mlp and cnn), so this only changes speed.
     """
+    if step_flops is not None and step_flops < 2e7:
+        return 1
     env = os.environ.get("ROTELAB_THREADS", "").strip()
     if env.isdigit():
         return max(1, int(env))
     wall, cpu = time.perf_counter(), time.process_time()
-    own = (cpu - _own[1]) / max(wall - _own[0], 1e-3)  # threads we kept busy since the last look
-    _own[:] = wall, cpu
-    want = torch.get_num_threads()
+    decay = math.exp(-(wall - _own[0]) / 60.0)
+    _own[:] = wall, cpu, _own[2] * decay + (1 - decay) * (cpu - _own[1]) / max(wall - _own[0], 1e-3)
+    want = want or torch.get_num_threads()
     if want <= 1:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         now = []
         for _ in range(3):
-            with open("/proc/loadavg") as f:  # "2.81 3.01 4.33 3/90 19016": 3 runnable, us included
-                now.append(int(f.read().split()[3].split("/")[0]) - 1)
+            now.append(_others_running())
             time.sleep(0.001)
         now_others = sorted(now)[1]
     except (OSError, ValueError, IndexError):  # no /proc (macOS)
         now_others = 0
-    avg_others = os.getloadavg()[0] - own if hasattr(os, "getloadavg") else 0.0
-    # a core counts as taken as soon as anyone used a tenth of it: a wrong guess costs ~1.5x
-    # one way and ~14x the other (a 5-epoch job on 2 threads next to one busy process: 51 s vs 3.7 s)
+    avg_others = os.getloadavg()[0] - _own[2] if hasattr(os, "getloadavg") else 0.0
+    # a core counts as taken as soon as others use a tenth of it: a wrong guess costs ~1.4x
+    # one way and ~14x the other
     return max(1, min(want, cores - math.ceil(max(now_others, avg_others) - 0.1)))
 
 
 @functools.cache
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory for reuse instead of handing it back to the OS.
-
-    Why: every step allocates and frees the same few-MB activations. With glibc's defaults
-    blocks that size are mmapped (or trimmed off the heap) and page-faulted back in on the
-    next step: ~1000 page faults per step of a 64-member MLP, ~12% of its time (measured).
-    Blocks up to 32 MB now come from the heap and up to 512 MB of freed heap is kept.
-    Process-wide and permanent, but it only changes speed, never results.
-    """
+def _glibc():
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+        return libc.mallopt, libc.malloc_trim
     except (OSError, AttributeError):  # not glibc (macOS, musl): leave the allocator alone
-        pass
+        return None
+
+
+@contextlib.contextmanager
+def reuse_freed_memory():
+    """During a CPU job, keep freed memory in the process for the next step.
+
+    Why: every step allocates and frees the same activations. glibc serves blocks over its
+    mmap threshold (128 kB, self-raising to at most 32 MB) with fresh mmaps and trims freed
+    heap, so each step page-faults them back in: ~1000 faults per step of a 64-member MLP
+    (~12% of its time), 220 000 per step of a 256-member digits cnn (5.5 vs 4.1 ms per member
+    with no mmap). So: no mmap and no trimming while the job runs; afterwards glibc's defaults
+    come back and the freed memory is handed back (malloc_trim). Only speed changes.
+    """
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    mallopt, malloc_trim = libc
+    mallopt(-4, 0)  # M_MMAP_MAX: every block from the heap
+    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GB of freed heap
+    try:
+        yield
+    finally:
+        mallopt(-4, 65536)
+        mallopt(-1, 128 * 1024)
+        malloc_trim(0)
 
 
 def _cpu_settings(fn):
-    """Run a CPU job under ``cpu_threads()`` (restored afterwards) and ``keep_freed_memory()``."""
+    """Run a CPU job under ``reuse_freed_memory()``, and restore torch's thread count afterwards
+    (the job sets its own, ``cpu_threads``, once it knows its size)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         if resolve_device(kwargs.get("device", "auto")).type != "cpu":
             return fn(*args, **kwargs)
-        keep_freed_memory()
         before = torch.get_num_threads()
-        torch.set_num_threads(cpu_threads())
         try:
-            return fn(*args, **kwargs)
+            with reuse_freed_memory():
+                return fn(*args, **kwargs)
         finally:
             torch.set_num_threads(before)
 
@@ -175,30 +213,33 @@ def _weight_params(named: Sequence[tuple[str, torch.Tensor]], stacked: bool) -> 
 
 @torch.no_grad()
 def evaluate(
-    members: StackedMembers | LoopMembers, x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None
+    members: StackedMembers | LoopMembers, x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None,
+    outputs: Sequence[str] = OUTPUTS,
 ) -> dict[str, torch.Tensor]:
     """Every member on every example, in eval mode: loss, confidence in the given label,
-    logit-scaled confidence (margin), predicted label and correctness, each (K, N)."""
+    logit-scaled confidence (margin), predicted label and correctness, each (K, N); only the
+    ``outputs`` asked for (the per-epoch curves need loss and correctness alone)."""
     members.train(False)
     # ~4k member-rows per chunk keeps activations in cache: 2^18 rows (the old size) made each
     # elementwise pass stream 100 MB (K=64: MLP eval 0.29 s vs 0.54 s, digits cnn 1.3 s vs 4.4 s)
     chunk = chunk or max(32, 4096 // max(members.k, 1))
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in OUTPUTS}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in outputs}
     for start in range(0, len(x), chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
         logits = members.forward_shared(xb).float()  # (K, B, C)
         logp = log_softmax(logits)
         lp_y = logp.gather(-1, yb.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
-        # log(1 - p_y) = logsumexp over the other classes, computed without cancellation
-        others = logp.scatter(-1, yb.expand(logits.shape[0], -1).unsqueeze(-1), float("-inf"))
-        log1m = torch.logsumexp(others, dim=-1)
         pred = logits.max(-1).indices  # = argmax (first of ties), 5x faster on CPU for few classes
-        parts["loss"].append(-lp_y)
-        parts["confidence"].append(lp_y.exp())
-        parts["margin"].append(lp_y - log1m)
-        parts["pred"].append(pred.to(torch.int16))
-        parts["correct"].append(pred == yb)
+        out = {"loss": lambda: -lp_y, "confidence": lp_y.exp, "pred": lambda: pred.to(torch.int16),
+               "correct": lambda: pred == yb, "margin": lambda: lp_y - _log1m_p(logp, yb)}
+        for name in outputs:
+            parts[name].append(out[name]())
     return {k: torch.cat(v, dim=1) for k, v in parts.items()}
+
+
+def _log1m_p(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log(1 - p_y) = logsumexp over the other classes, computed without cancellation."""
+    return torch.logsumexp(logp.scatter(-1, y.expand(logp.shape[0], -1).unsqueeze(-1), float("-inf")), dim=-1)
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
@@ -234,6 +275,9 @@ def train_job(
     """
     dev = resolve_device(device)
     t0 = time.perf_counter()
+    want_threads = torch.get_num_threads()
+    if dev.type == "cpu":  # setup is a few small kernels: one thread until the job knows its size
+        torch.set_num_threads(1)
     xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
     yt = torch.as_tensor(y, dtype=torch.int64, device=dev)
     train_m = torch.as_tensor(members.train_mask, device=dev)
@@ -241,6 +285,9 @@ def train_job(
     test_m = torch.as_tensor(np.asarray(test_mask, dtype=bool), device=dev).expand(members.k, -1)
 
     net, reason = make_members(factory, members.seeds, dev, xt[:2])
+    if dev.type == "cpu":  # ~6 FLOPs per weight and example (forward + backward): enough to size a step
+        flops = 6 * recipe.batch_size * sum(p.numel() for _, p in net.named_parameters())
+        torch.set_num_threads(cpu_threads(flops, want=want_threads))
     if reason is not None and on_fallback is not None:
         on_fallback(reason)
     k = net.k
@@ -249,6 +296,8 @@ def train_job(
     decay_ids = {id(p) for p in decay}
     rest = [p for _, p in named if id(p) not in decay_ids]
     groups = [{"params": decay, "weight_decay": recipe.l2}, {"params": rest, "weight_decay": 0.0}]
+    if not recipe.l2:  # one group, one fused kernel launch per step instead of two: same update
+        groups = [{"params": decay + rest, "weight_decay": 0.0}]
     # fused: one kernel per parameter tensor instead of ~10 passes over it (torch's CPU and
     # CUDA default is the per-tensor loop); the same update up to float rounding.
     if recipe.optimizer == "sgd":
@@ -310,7 +359,7 @@ def train_job(
 
         record = recipe.eval_every > 0 and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs)
         if record or track_val:
-            out = evaluate(net, xt, yt)
+            out = evaluate(net, xt, yt, outputs=("loss", "correct"))
             val_loss = _masked_mean(out["loss"], val_m)
             if record:
                 epochs_recorded.append(epoch)
