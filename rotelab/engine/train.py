@@ -102,10 +102,10 @@ def cpu_threads(step_flops: float | None = None, *, want: int | None = None) -> 
     tasks of other processes runnable now (/proc, median of 3 reads) and the 1-minute load
     average less our own (our CPU use, averaged the way the kernel averages the load).
     ``want`` is the most to use (default: torch's setting); ``ROTELAB_THREADS`` overrides
-    the count. A step under 20 MFLOP (``step_flops``) runs on
-    one thread whatever the count: a second only adds waits (a 1-member MLP job: 0.5 s on one
-    thread, 0.7 s on two). Results do not depend on the thread count (checked bit for bit
-    for mlp and cnn), so this only changes speed.
+    the count. A step under 20 MFLOP (``step_flops``) runs on one thread whatever the count:
+    a second only adds waits (a 1-member MLP job: 0.5 s on one thread, 0.7 s on two).
+    Results do not depend on the thread count (checked bit for bit for mlp and cnn), so this
+    only changes speed.
     """
     if step_flops is not None and step_flops < 2e7:
         return 1
