@@ -7,6 +7,7 @@ interrupted study keeps every finished job and a rerun trains only what is missi
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import time
@@ -34,6 +35,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def jsonable(obj: Any) -> Any:
+    """NaN -> None (JSON has no NaN), numpy scalars -> Python, recursively."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _json_default(o):

@@ -27,7 +27,7 @@ from rotelab.measures.folds import HOLDOUT_FRACTION, fold_masks, fold_summary, p
 from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_memorized
 from rotelab.plan import Job
 from rotelab.progress import Progress
-from rotelab.store import Store, atomic_write_bytes
+from rotelab.store import Store, atomic_write_bytes, jsonable
 from rotelab.studies.common import (
     Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source,
     open_study,
@@ -114,19 +114,6 @@ def write_arrays(store: Store, name: str, **arrays: np.ndarray) -> Path:
     np.savez(buf, **arrays)
     atomic_write_bytes(store.path / name, buf.getvalue())
     return store.path / name
-
-
-def jsonable(obj: Any) -> Any:
-    """NaN -> None (JSON has no NaN), numpy scalars -> Python, recursively."""
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # ══ compare ═══════════════════════════════════════════════════════════════════════════════

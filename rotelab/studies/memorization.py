@@ -37,7 +37,7 @@ from rotelab.measures.memorization import (
 )
 from rotelab.plan import Job, chunked
 from rotelab.progress import Progress
-from rotelab.store import RESULT_FILE, atomic_write_bytes
+from rotelab.store import RESULT_FILE, atomic_write_bytes, jsonable
 from rotelab.studies.common import (
     Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source,
     open_study,
@@ -104,7 +104,7 @@ class MemorizationResult:
 
     def to_dict(self) -> dict:
         """JSON-ready (NaN as None): the summaries and file names, no per-example arrays."""
-        return _jsonable({
+        return jsonable({
             "study_dir": self.study_dir, "dataset": self.dataset, "model": self.model, "models": self.models,
             "subset": self.subset, "epochs": self.epochs, "cells": list(self.cells),
             "summaries": self.summaries, "files": self.files, "jobs_trained": self.jobs_trained,
@@ -115,19 +115,6 @@ class MemorizationResult:
         """The ``n`` most memorized training examples of ``cell`` (default: the first)."""
         df = self.scores[cell or self.cells[0]]
         return df.sort_values(["score", "stderr", "index"], ascending=[False, True, True]).head(n)
-
-
-def _jsonable(obj):
-    """NaN -> None (JSON has no NaN), numpy scalars -> Python, recursively."""
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def memorization(

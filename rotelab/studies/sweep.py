@@ -28,7 +28,8 @@ from rotelab.studies.common import (
     Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source, open_study,
     resolve_model, study_id,
 )
-from rotelab.studies.compare import fold_metrics, jsonable, make_folds, summarize, write_table
+from rotelab.store import jsonable
+from rotelab.studies.compare import fold_metrics, make_folds, summarize, write_table
 from rotelab.validation import check_int
 
 #: Columns of both curve tables, each a mean over folds; the first three also get a 95% CI.
