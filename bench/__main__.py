@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--parts 1,2,3,4] [--device cpu|cuda|auto] [--threads N] [--out DIR]``."""
+"""``python -m bench [--quick] [--parts 1,2,3,4] [--device cpu|cuda|auto] [--threads N] [--loop-max N] [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,18 +95,25 @@ def report(res: dict) -> str:
         add("")
     if "vs_sklearn" in res:
         add("## 2. 5-fold cross-validation of an MLP (100, 100) on digits vs scikit-learn\n")
+        reps = res["config"]["cv_repeats"]
         add("Same folds, epochs (max_iter) and batch size; scikit-learn keeps its own stopping rule "
             "(it may stop early, which only helps its time) and runs at the engine's thread count. "
             "`rotelab.compare` also evaluates every example after every epoch (its curves); the last "
-            "rotelab row leaves that out, to show the training alone. Goal: faster at equal or better accuracy.\n")
-        add("| who | wall s (CPU s) | mean val acc ± std over folds | epochs run |")
-        add("|---|---|---|---|")
+            "rotelab row leaves that out, to show the training alone. One 5-fold CV's accuracy moves by "
+            f"a few tenths of a point with the seed alone, so accuracy is also given over {reps} repetitions "
+            f"(other folds and seeds): mean ± standard error over the repetitions. Goal: faster at equal "
+            "or better accuracy.\n")
+        add(f"| who | one 5-fold CV: wall s (CPU s) | val acc ± std over folds | {reps} × 5-fold CV: wall s "
+            "(CPU s) | val acc ± s.e. | epochs run |")
+        add("|---|---|---|---|---|---|")
         for r in res["vs_sklearn"]:
             if "error" in r:
-                add(f"| {r['who']} | not run: {r['error'][:120]} | | |")
+                add(f"| {r['who']} | not run: {r['error'][:120]} | | | | |")
                 continue
             add(f"| {r['who']} | {r['wall']:.2f} ({r['cpu']:.2f}) | {100 * r['val_acc']:.1f} ± "
-                f"{100 * r['val_acc_std']:.1f} | {fmt(r.get('epochs_run', r['epochs']), '.0f')} |")
+                f"{100 * r['val_acc_std']:.1f} | {r['wall_repeated']:.2f} ({r['cpu_repeated']:.2f}) "
+                f"| **{100 * r['val_acc_repeated']:.2f}** ± {100 * r['val_acc_se']:.2f} "
+                f"| {fmt(r.get('epochs_run', r['epochs']), '.0f')} |")
         add("")
     if "vs_peak" in res:
         add("## 3. Achieved training FLOP/s vs the machine's matmul peak (MNIST-1D MLP)\n")
@@ -167,13 +175,26 @@ def goals(res: dict, cfg: parts.Config) -> list[dict]:
     theirs = [r for r in sk if r["who"].startswith("scikit")]
     ours = [r for r in sk if r["who"].startswith("rotelab") and r.get("primary")]
     if theirs and ours:
-        ours, top = ours[0], max(r["val_acc"] for r in theirs)
-        best = min((r for r in theirs if r["val_acc"] >= top - 0.001), key=lambda r: r["wall"])  # ties: the faster
+        ours = ours[0]
+        # scikit-learn's most accurate setting over the repetitions; settings within 2 s.e. of it
+        # count as tied, and of those the fastest is the one to beat
+        top = max(theirs, key=lambda r: r["val_acc_repeated"])
+        tied = [r for r in theirs if top["val_acc_repeated"] - r["val_acc_repeated"]
+                <= 2 * math.hypot(top["val_acc_se"], r["val_acc_se"])]
+        best = min(tied, key=lambda r: r["wall"])
+        diff = ours["val_acc_repeated"] - best["val_acc_repeated"]
+        se = math.hypot(ours["val_acc_se"], best["val_acc_se"])
+        acc_ok = diff >= -2 * se  # equal within noise, or better
+        reps = res["config"]["cv_repeats"]
         out.append({"figure": "5-fold CV vs scikit-learn", "goal": "faster, accuracy ≥",
                     "measured": f"{ours['who'].split(' (')[0]} {ours['wall']:.2f} s vs {best['wall']:.2f} s "
-                                f"({best['wall'] / ours['wall']:.2f}×), {100 * ours['val_acc']:.1f}% vs "
-                                f"{100 * best['val_acc']:.1f}% (scikit-learn's most accurate setting; ties → its faster)",
-                    "met": ours["wall"] < best["wall"] and ours["val_acc"] >= best["val_acc"] - 0.001})
+                                f"({best['wall'] / ours['wall']:.2f}×) for one 5-fold CV; accuracy over {reps} "
+                                f"repetitions {100 * ours['val_acc_repeated']:.2f}% vs "
+                                f"{100 * best['val_acc_repeated']:.2f}%, difference {100 * diff:+.2f} ± "
+                                f"{100 * se:.2f} points ({'better' if diff > 2 * se else 'equal within 2 s.e.' if acc_ok else 'worse'}; "
+                                f"against '{best['who'].split(', ', 1)[1]}', scikit-learn's most accurate setting "
+                                f"or the fastest within 2 s.e. of it)",
+                    "met": ours["wall"] < best["wall"] and acc_ok})
     pk = {r["k"]: r for r in res.get("vs_peak", [])}
     if cfg.flops_k in pk:
         r = pk[cfg.flops_k]
@@ -196,9 +217,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for every engine job and baseline (default: the engine's choice at the start)")
+    ap.add_argument("--loop-max", type=int, default=0,
+                    help="measure at most N models of the per-model loop (more are extrapolated; default: "
+                         "the config's 256 mlp, 64 cnn)")
     ap.add_argument("--out", default=str(Path(__file__).parent), help="folder for results.md and results.json")
     a = ap.parse_args(argv)
     cfg = parts.QUICK if a.quick else parts.FULL
+    if a.loop_max > 0:
+        cfg = replace(cfg, loop_max=tuple((name, min(n, a.loop_max)) for name, n in cfg.loop_max))
     want = {int(p) for p in a.parts.split(",") if p.strip()}
     device = resolve_device(a.device)
     # One thread count for the whole run, so that each comparison runs both sides alike: the

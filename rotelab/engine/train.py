@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rotelab.engine.members import LoopMembers, StackedMembers, make_members
 from rotelab.engine.recipe import Recipe
+from rotelab.errors import InvalidInputError
 
 # Per-epoch curves recorded for every member, each (K, n_recorded_epochs).
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
@@ -205,6 +205,14 @@ def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
+def _one_hot(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """float one-hot targets (..., C) of int labels (...). Unlike ``F.one_hot``, which checks the
+    label range with a GPU→CPU copy each call (a sync per training step on CUDA), this only
+    scatters; labels were range-checked once, when the data was loaded."""
+    out = torch.zeros(*labels.shape, n_classes, device=labels.device)
+    return out.scatter_(-1, labels.unsqueeze(-1), 1.0)
+
+
 def _weight_params(named: Sequence[tuple[str, torch.Tensor]], stacked: bool) -> list[torch.Tensor]:
     """Weight matrices and kernels (not biases): what L1/L2 act on."""
     min_dim = 3 if stacked else 2
@@ -220,9 +228,11 @@ def evaluate(
     logit-scaled confidence (margin), predicted label and correctness, each (K, N); only the
     ``outputs`` asked for (the per-epoch curves need loss and correctness alone)."""
     members.train(False)
-    # ~4k member-rows per chunk keeps activations in cache: 2^18 rows (the old size) made each
-    # elementwise pass stream 100 MB (K=64: MLP eval 0.29 s vs 0.54 s, digits cnn 1.3 s vs 4.4 s)
-    chunk = chunk or max(32, 4096 // max(members.k, 1))
+    # On the CPU ~4k member-rows per chunk keeps activations in cache: 2^18 rows made each
+    # elementwise pass stream 100 MB (K=64: MLP eval 0.29 s vs 0.54 s, digits cnn 1.3 s vs 4.4 s).
+    # A GPU wants few, large launches instead: 2^18 member-rows per chunk.
+    rows = 4096 if x.device.type == "cpu" else 1 << 18
+    chunk = chunk or max(32, rows // max(members.k, 1))
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in outputs}
     for start in range(0, len(x), chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
@@ -271,9 +281,23 @@ def train_job(
     Returns numpy arrays: the curves in ``CURVES`` (K, E_rec) with ``epoch`` (E_rec,), the
     final per-example ``OUTPUTS`` (K, N), ``best_epoch`` and ``epochs_run`` (K,), and
     ``seconds`` and ``vectorized`` scalars. With early stopping, the final outputs come
-    from each member's best epoch (lowest validation loss).
+    from each member's best epoch (lowest validation loss), and every member needs validation
+    examples. The global torch RNG is left as the caller had it.
     """
     dev = resolve_device(device)
+    if recipe.early_stop > 0:
+        empty = np.flatnonzero(~np.asarray(members.val_mask, dtype=bool).any(1))
+        if len(empty):
+            raise InvalidInputError(
+                f"early stopping watches validation loss, but member {int(empty[0])} of this job has no "
+                f"validation examples; give every member a validation set, or turn early stopping off")
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNG stays as it was
+        return _train_job(factory, x, y, members=members, test_mask=test_mask, recipe=recipe, n_classes=n_classes,
+                          kind=kind, dev=dev, job_seed=job_seed, on_epoch=on_epoch, on_fallback=on_fallback)
+
+
+def _train_job(factory, x, y, *, members: Members, test_mask, recipe: Recipe, n_classes: int, kind: str,
+               dev: torch.device, job_seed: int, on_epoch, on_fallback) -> dict[str, np.ndarray]:
     t0 = time.perf_counter()
     want_threads = torch.get_num_threads()
     if dev.type == "cpu":  # setup is a few small kernels: one thread until the job knows its size
@@ -339,7 +363,7 @@ def train_job(
         for start in range(0, idx.shape[1], recipe.batch_size):
             bi, bw = idx_t[:, start : start + recipe.batch_size], w_t[:, start : start + recipe.batch_size]
             xb = _gather(xt, bi)  # (K, B, *fs)
-            target = F.one_hot(_gather(yt, bi), n_classes).float()  # (K, B, C)
+            target = _one_hot(_gather(yt, bi), n_classes)  # (K, B, C)
             if eps:
                 target = target * (1 - eps) + eps / n_classes
             if augment is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import prod
+from math import prod, sqrt
 
 from torch import nn
 
@@ -38,15 +38,30 @@ DEFAULTS = {"mlp": (100, 2), "cnn": (32, 2), "cnn1d": (128, 3)}
 MODELS = tuple(DEFAULTS)
 
 
+def glorot_linear(fan_in: int, fan_out: int) -> nn.Linear:
+    """A Linear layer with weights and bias ~ U(±√(6 / (fan_in + fan_out))), as scikit-learn's
+    MLPClassifier (and Keras) initialize them.
+
+    Why not PyTorch's default (U(±1/√fan_in)): measured over 8 seeds × 5 folds with the mlp
+    recipe, Glorot-uniform gave 97.7% vs 97.4% validation accuracy on digits (s.e. 0.1) and
+    63.4% vs 62.8% on MNIST-1D (s.e. 0.15); He-uniform was no better than Glorot.
+    """
+    layer = nn.Linear(fan_in, fan_out)
+    bound = sqrt(6.0 / (fan_in + fan_out))
+    nn.init.uniform_(layer.weight, -bound, bound)
+    nn.init.uniform_(layer.bias, -bound, bound)
+    return layer
+
+
 def mlp(input_shape, n_classes, *, width, depth, dropout) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = prod(input_shape)
     for _ in range(depth):
-        layers += [nn.Linear(fan_in, width), nn.ReLU()]
+        layers += [glorot_linear(fan_in, width), nn.ReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))
         fan_in = width
-    layers.append(nn.Linear(fan_in, n_classes))
+    layers.append(glorot_linear(fan_in, n_classes))
     return nn.Sequential(*layers)
 
 

@@ -137,3 +137,23 @@ def test_each_builtin_model_learns_its_data(model, data, size):
                     members=Members(np.array([0]), train, np.zeros_like(train)), test_mask=test,
                     recipe=Recipe(model=spec, epochs=15), n_classes=10, kind=ds.kind, device="cpu")
     assert out["test_acc"][0, -1] > 0.3  # far above the 10% of chance
+
+
+def test_early_stopping_refuses_a_member_without_validation_examples():
+    from rotelab.errors import InvalidInputError
+
+    ds, x, y, train, val, test = _setup(2)
+    val[1] = False
+    with pytest.raises(InvalidInputError, match="member 1 of this job has no validation examples"):
+        _train(ds, x, y, Members(np.array([0, 1]), train, val), test,
+               Recipe(model=ModelSpec("mlp", width=8), epochs=2, early_stop=1))
+
+
+def test_training_leaves_the_callers_random_stream_alone():
+    ds, x, y, train, val, test = _setup(2)
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    _train(ds, x, y, Members(np.array([0, 1]), train, val), test,
+           Recipe(model=ModelSpec("mlp", width=8, dropout=0.2), epochs=1))
+    assert torch.equal(torch.rand(4), expected)
