@@ -2,6 +2,7 @@
 # The checks a session with a lent CUDA GPU runs there once (see README, "On a GPU"):
 # the CUDA tests, the whole suite with CUDA present, and `python -m bench --device cuda`.
 # Usage, from the repo root on the GPU machine: OUT=DIR bash bench/gpu_check.sh
+# (DIAGNOSE=0 and FULL_SUITE=0 leave out the cnn1d diagnose and the whole suite; LOOP_MAX=N as bench's --loop-max)
 # Expects torch with CUDA; other packages missing there come as wheels in .whl/.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-check}
@@ -22,10 +23,12 @@ echo "cuda tests: $((SECONDS - s)) s"
 s=$SECONDS
 timeout 260 python3 -m bench --device cuda --loop-max "${LOOP_MAX:-32}" --out "$OUT" 2>"$OUT/bench.log" >/dev/null
 echo "bench rc=$? $((SECONDS - s)) s"; tail -20 "$OUT/results.md" 2>/dev/null
+if [ "${DIAGNOSE:-1}" = 1 ]; then
 s=$SECONDS
 timeout 150 python3 -m rotelab diagnose --data mnist1d --model cnn1d --device cuda --runs-dir /tmp/runs \
   2>&1 | tee "$OUT/diagnose_cnn1d.txt" | tail -12
 echo "diagnose cnn1d: $((SECONDS - s)) s"
+fi
 if [ "${FULL_SUITE:-1}" = 1 ]; then
   s=$SECONDS
   timeout 200 python3 -m pytest -p no:cacheprovider -x -q --ignore=tests/report tests 2>&1 | tee "$OUT/pytest_all.txt" | tail -6
