@@ -105,15 +105,27 @@ def _register_optional_sections() -> None:
 
 
 # ── reading studies and writing the page ───────────────────────────────────────────────
+#: The order a reader asks the questions in: is it memorizing, what helps, why, on which examples.
+KIND_ORDER = ("diagnose", "compare", "sweep", "memorization")
+
+
+def _reading_order(study_dir: Path) -> tuple[int, str]:
+    """Studies of a runs directory by kind in ``KIND_ORDER`` (their names start with it), then by name."""
+    kind = study_dir.name.split("-", 1)[0]
+    return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), study_dir.name)
+
+
 def find_studies(paths: list[str | Path]) -> list[Path]:
-    """Study directories named directly, or every study inside a runs directory."""
+    """Study directories named directly (in the order given), or every study inside a runs
+    directory (in ``KIND_ORDER``)."""
     found: list[Path] = []
     for p in map(Path, paths):
         if (p / STUDY_FILE).is_file():
             found.append(p)
         elif p.is_dir() and any((c / STUDY_FILE).is_file() for c in p.iterdir() if c.is_dir()):
             # inside a runs directory, studies still running (no result yet) are left out
-            found += sorted(c for c in p.iterdir() if (c / STUDY_FILE).is_file() and (c / RESULT_FILE).is_file())
+            found += sorted((c for c in p.iterdir() if (c / STUDY_FILE).is_file() and (c / RESULT_FILE).is_file()),
+                            key=_reading_order)
         else:
             Store.open(p)  # raises the precise StoreError (missing dir, missing file, version)
     if not found:
