@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rotelab.engine.members import LoopMembers, StackedMembers, make_members
@@ -205,14 +206,6 @@ def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
-def _one_hot(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """float one-hot targets (..., C) of int labels (...). Unlike ``F.one_hot``, which checks the
-    label range with a GPU→CPU copy each call (a sync per training step on CUDA), this only
-    scatters; labels were range-checked once, when the data was loaded."""
-    out = torch.zeros(*labels.shape, n_classes, device=labels.device)
-    return out.scatter_(-1, labels.unsqueeze(-1), 1.0)
-
-
 def _weight_params(named: Sequence[tuple[str, torch.Tensor]], stacked: bool) -> list[torch.Tensor]:
     """Weight matrices and kernels (not biases): what L1/L2 act on."""
     min_dim = 3 if stacked else 2
@@ -363,7 +356,7 @@ def _train_job(factory, x, y, *, members: Members, test_mask, recipe: Recipe, n_
         for start in range(0, idx.shape[1], recipe.batch_size):
             bi, bw = idx_t[:, start : start + recipe.batch_size], w_t[:, start : start + recipe.batch_size]
             xb = _gather(xt, bi)  # (K, B, *fs)
-            target = _one_hot(_gather(yt, bi), n_classes)  # (K, B, C)
+            target = F.one_hot(_gather(yt, bi), n_classes).float()  # (K, B, C)
             if eps:
                 target = target * (1 - eps) + eps / n_classes
             if augment is not None:
