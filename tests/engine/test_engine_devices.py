@@ -151,3 +151,19 @@ def test_cli_studies_on_cuda(argv, tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     study = json.loads(next(Path(tmp_path).glob("*/study.json")).read_text())
     assert study["context"]["device"].startswith("cuda")
+
+
+@pytest.mark.skipif(CUDA, reason="checks the message a machine without a GPU gives")
+def test_cuda_without_a_gpu_is_one_clear_line(tmp_path, cli):
+    proc = cli("diagnose", "--data", "synthetic", "--epochs", "1", "--device", "cuda", "--runs-dir", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("Error: device 'cuda' was asked for but no CUDA GPU is available; "
+                                   "use --device auto or cpu")
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_auto_picks_the_cpu_here_and_cuda_where_there_is_one():
+    from rotelab.engine.train import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if CUDA else "cpu")
+    assert resolve_device("cpu").type == "cpu"
