@@ -226,6 +226,10 @@ def main(argv: list[str] | None = None) -> dict:
     # One thread count for the whole run, so that each comparison runs both sides alike: the
     # engine's own choice (cores nobody else is using) once, at the start, unless given.
     n_threads = a.threads or (cpu_threads() if device.type == "cpu" else torch.get_num_threads())
+    if device.type == "cpu" and not a.threads and n_threads < torch.get_num_threads():
+        log(f"note: other processes are using this machine (load {load():.2f}), so every part runs on "
+            f"{n_threads} of {torch.get_num_threads()} threads; for the figures of an idle machine, rerun "
+            f"when the 1-minute load is below 0.1, or pass --threads {torch.get_num_threads()}")
     env_before = os.environ.get("ROTELAB_THREADS")
     os.environ["ROTELAB_THREADS"] = str(n_threads)
     try:
