@@ -99,9 +99,11 @@ def cpu_threads(step_flops: float | None = None, *, want: int | None = None) -> 
     process runs on one of our cores, our thread there is descheduled and each barrier
     waits a scheduler slice for it while the others spin: measured on a 2-core machine
     with one other busy process, a 5-epoch 64-member MLP job took 51 s on 2 threads vs
-    3.7 s on 1; on the idle machine 2 threads took 2.6 s. Others = the larger of the
-    tasks of other processes runnable now (/proc, median of 3 reads) and the 1-minute load
-    average less our own (our CPU use, averaged the way the kernel averages the load).
+    3.7 s on 1; on the idle machine 2 threads took 2.6 s. Others = the mean number of
+    runnable tasks of other processes over 20 ms (/proc), looked at for 200 ms more when the
+    1-minute load average less our own (our CPU use, averaged the way the kernel averages
+    the load) says the machine was busy. Not the load average itself: it remembers a process
+    that ended a minute ago, and made the next job run on one thread of two.
     ``want`` is the most to use (default: torch's setting); ``ROTELAB_THREADS`` overrides
     the count. A step under 20 MFLOP (``step_flops``) runs on one thread whatever the count:
     a second only adds waits (a 1-member MLP job: 0.5 s on one thread, 0.7 s on two).
@@ -120,18 +122,26 @@ def cpu_threads(step_flops: float | None = None, *, want: int | None = None) -> 
     if want <= 1:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        now = []
-        for _ in range(3):
-            now.append(_others_running())
-            time.sleep(0.001)
-        now_others = sorted(now)[1]
-    except (OSError, ValueError, IndexError):  # no /proc (macOS)
-        now_others = 0
     avg_others = os.getloadavg()[0] - _own[2] if hasattr(os, "getloadavg") else 0.0
+    try:
+        others = _others_busy(0.02)
+        if others < 0.1 and avg_others >= 0.1:  # the load average remembers the last minute: a
+            others = _others_busy(0.2)  # process that has ended, or one that runs in bursts? Look longer
+    except (OSError, ValueError, IndexError):  # no /proc (macOS): the load average alone
+        others = avg_others
     # a core counts as taken as soon as others use a tenth of it: a wrong guess costs ~1.4x
     # one way and ~14x the other
-    return max(1, min(want, cores - math.ceil(max(now_others, avg_others) - 0.1)))
+    return max(1, min(want, cores - math.ceil(others - 0.1)))
+
+
+def _others_busy(seconds: float) -> float:
+    """Mean number of other processes' runnable tasks, read every ~2 ms for ``seconds``."""
+    reads, end = [], time.perf_counter() + seconds
+    while True:
+        reads.append(_others_running())
+        if time.perf_counter() >= end:
+            return sum(reads) / len(reads)
+        time.sleep(0.002)
 
 
 @functools.cache
