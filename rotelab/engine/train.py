@@ -29,6 +29,8 @@ from rotelab.errors import InvalidInputError
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 # Final per-example outputs, each (K, N).
 OUTPUTS = ("loss", "confidence", "margin", "pred", "correct")
+# Extra outputs a caller may ask for: "probs", every class's probability (K, N, C) as float16.
+EXTRA_OUTPUTS = ("probs",)
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,8 @@ def evaluate(
         lp_y = logp.gather(-1, yb.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
         pred = logits.max(-1).indices  # = argmax (first of ties), 5x faster on CPU for few classes
         out = {"loss": lambda: -lp_y, "confidence": lp_y.exp, "pred": lambda: pred.to(torch.int16),
-               "correct": lambda: pred == yb, "margin": lambda: lp_y - _log1m_p(logp, yb)}
+               "correct": lambda: pred == yb, "margin": lambda: lp_y - _log1m_p(logp, yb),
+               "probs": lambda: logp.exp().to(torch.float16)}
         for name in outputs:
             parts[name].append(out[name]())
     return {k: torch.cat(v, dim=1) for k, v in parts.items()}
@@ -278,12 +281,14 @@ def train_job(
     job_seed: int = 0,
     on_epoch: Callable[[int, int], None] | None = None,
     on_fallback: Callable[[str], None] | None = None,
+    outputs: Sequence[str] = OUTPUTS,
 ) -> dict[str, np.ndarray]:
     """Train ``members.k`` models of ``factory`` under ``recipe`` at once.
 
     Returns numpy arrays: the curves in ``CURVES`` (K, E_rec) with ``epoch`` (E_rec,), the
     final per-example ``OUTPUTS`` (K, N), ``best_epoch`` and ``epochs_run`` (K,), and
-    ``seconds`` and ``vectorized`` scalars. With early stopping, the final outputs come
+    ``seconds`` and ``vectorized`` scalars. ``outputs`` picks the per-example outputs
+    (``OUTPUTS`` and ``EXTRA_OUTPUTS``). With early stopping, the final outputs come
     from each member's best epoch (lowest validation loss), and every member needs validation
     examples. The global torch RNG is left as the caller had it.
     """
@@ -296,11 +301,12 @@ def train_job(
                 f"validation examples; give every member a validation set, or turn early stopping off")
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNG stays as it was
         return _train_job(factory, x, y, members=members, test_mask=test_mask, recipe=recipe, n_classes=n_classes,
-                          kind=kind, dev=dev, job_seed=job_seed, on_epoch=on_epoch, on_fallback=on_fallback)
+                          kind=kind, dev=dev, job_seed=job_seed, on_epoch=on_epoch, on_fallback=on_fallback,
+                          outputs=tuple(outputs))
 
 
 def _train_job(factory, x, y, *, members: Members, test_mask, recipe: Recipe, n_classes: int, kind: str,
-               dev: torch.device, job_seed: int, on_epoch, on_fallback) -> dict[str, np.ndarray]:
+               dev: torch.device, job_seed: int, on_epoch, on_fallback, outputs) -> dict[str, np.ndarray]:
     t0 = time.perf_counter()
     want_threads = torch.get_num_threads()
     if dev.type == "cpu":  # setup is a few small kernels: one thread until the job knows its size
@@ -414,8 +420,8 @@ def _train_job(factory, x, y, *, members: Members, test_mask, recipe: Recipe, n_
     else:
         best_epoch[:] = recipe.epochs
         stopped_at[:] = recipe.epochs
-    final = evaluate(net, xt, yt)
-    result = {name: final[name].cpu().numpy() for name in OUTPUTS}
+    final = evaluate(net, xt, yt, outputs=outputs)
+    result = {name: final[name].cpu().numpy() for name in outputs}
     n_rec = len(epochs_recorded)
     for name in CURVES:
         result[name] = np.stack(curves[name], axis=1) if n_rec else np.zeros((k, 0), dtype=np.float32)
