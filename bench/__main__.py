@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from rotelab.engine import Members, Recipe, train_job
-from rotelab.engine.train import cpu_threads, resolve_device
+from rotelab.engine.threads import cpu_threads
+from rotelab.engine.train import resolve_device
 from rotelab.models import ModelSpec, build_model
 
 from bench import parts

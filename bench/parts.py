@@ -13,7 +13,6 @@ from torch import nn
 
 from rotelab.data import load_dataset
 from rotelab.engine import Members, Recipe, train_job
-from rotelab.engine.train import reuse_freed_memory
 from rotelab.measures.folds import fold_masks, stratified_folds
 from rotelab.measures.memorization import memorization_scores
 from rotelab.models import ModelSpec, build_model
@@ -74,7 +73,7 @@ def vs_loop(cfg: Config, device: torch.device, n_threads: int, log) -> list[dict
         n_loop = min(max(cfg.ks), loop_max[family])
         log(f"  {family}/{data}: loop of {n_loop} models, {epochs} epochs (load {load():.1f})")
         # the loop runs under what every engine job gets on the CPU: its thread count and allocator setting
-        with threads(n_threads), reuse_freed_memory():
+        with threads(n_threads):
             loop = train_loop(factory, x, y, train_idx=pool, test_idx=test_idx, seeds=range(n_loop),
                               recipe=recipe, device=device)
         for k in cfg.ks:
@@ -180,7 +179,7 @@ def vs_sklearn(cfg: Config, device: torch.device, n_threads: int, log) -> list[d
             clf = MLPClassifier(hidden_layer_sizes=(100, 100), max_iter=e, batch_size=BATCH, learning_rate_init=lr,
                                 random_state=r, n_iter_no_change=10 if stop else e + 1)
             # the same thread count for its BLAS, and the same allocator setting, as an engine job
-            with warnings.catch_warnings(), threads(n_threads), reuse_freed_memory():
+            with warnings.catch_warnings(), threads(n_threads):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 with timed(torch.device("cpu")) as t:
                     cv = cross_validate(clf, xs, ds.y_train, cv=splits[5 * r: 5 * r + 5], return_estimator=True)

@@ -1,13 +1,37 @@
-"""rotelab: what a PyTorch model memorized instead of learned — measured, not guessed."""
+"""rotelab: what a PyTorch model memorized instead of learned — measured, not guessed.
+
+The public names load on first use, so ``import rotelab`` (and ``rotelab --help``) stays
+fast: torch and the report's plotting load only when a study or a report needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from rotelab.errors import InvalidInputError, RotelabError, StoreError  # noqa: E402
-from rotelab.report import build_report  # noqa: E402
-from rotelab.studies import (  # noqa: E402
-    CompareResult, DiagnoseResult, MemorizationResult, SweepResult, compare, diagnose, memorization, sweep,
-)
+#: public name -> module that defines it
+_PUBLIC = {
+    "diagnose": "rotelab.studies.diagnose", "DiagnoseResult": "rotelab.studies.diagnose",
+    "compare": "rotelab.studies.compare", "CompareResult": "rotelab.studies.compare",
+    "sweep": "rotelab.studies.sweep", "SweepResult": "rotelab.studies.sweep",
+    "memorization": "rotelab.studies.memorization", "MemorizationResult": "rotelab.studies.memorization",
+    "build_report": "rotelab.report.page",
+    "run_study_file": "rotelab.study_file",
+    "RotelabError": "rotelab.errors", "InvalidInputError": "rotelab.errors", "StoreError": "rotelab.errors",
+}
 
-__all__ = ["build_report", "CompareResult", "DiagnoseResult", "InvalidInputError", "RotelabError", "StoreError", "SweepResult", "compare", "diagnose", "sweep",
-           "MemorizationResult", "memorization",
-           "__version__"]
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value  # once loaded, a plain attribute
+        return value
+    raise AttributeError(f"module 'rotelab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

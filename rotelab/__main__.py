@@ -1,5 +1,5 @@
-"""``python -m rotelab`` is the ``rotelab`` command."""
+"""``python -m rotelab``: the same as the ``rotelab`` command."""
 
-from rotelab.cli import main
+from rotelab.entry import main
 
 main()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rotelab.report import build_report
+from rotelab.report.page import build_report
 
 DEMO_TECHNIQUES = "baseline,augment,dropout,l2,early-stop,mixup+dropout"
 

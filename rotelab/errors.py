@@ -17,3 +17,11 @@ class InvalidInputError(RotelabError, ValueError):
 
 class StoreError(RotelabError):
     """A study directory that is missing files or was written by another version of rotelab."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while jobs were training: ``stored`` of ``total`` jobs are safe in the store."""
+
+    def __init__(self, stored: int, total: int):
+        super().__init__(f"{stored} of {total} jobs stored")
+        self.stored, self.total = stored, total

@@ -6,7 +6,7 @@ parameter, what was expected and what was got.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -109,12 +109,3 @@ def check_labels(name: str, y: Any, *, n_samples: int, n_classes: int | None = N
             f"{name} has label {arr.max()} out of range for {n_classes} classes (0..{n_classes - 1})"
         )
     return arr
-
-
-def check_names(name: str, value: str | Sequence[str]) -> list[str]:
-    """Split a comma-separated string (or take a sequence) into a non-empty list of names."""
-    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
-    items = [v for v in items if v]
-    if not items:
-        raise InvalidInputError(f"{name} is empty: give at least one name")
-    return items

@@ -1,3 +1,2 @@
-"""One module per CLI command; importing this package registers them on ``rotelab.cli.app``."""
-
-from rotelab.commands import compare, datasets, demo, diagnose, memorization, report, sweep  # noqa: F401
+"""One module per CLI command; each defines ``command``. ``rotelab.cli`` registers them from
+its ``COMMANDS`` table, so no command module imports the CLI."""

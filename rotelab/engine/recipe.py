@@ -34,15 +34,17 @@ class Recipe:
     augment: tuple[str, ...] = ()  # transform names, see rotelab.techniques.augment
     early_stop: int = 0  # patience in epochs on validation loss; restores the best epoch
     eval_every: int = 1  # record curves every N epochs; 0 = only at the end
+    # fields added after format 1: stored and hashed only when they differ from these defaults,
+    # so every job stored before they existed keeps its key
+    standardize: bool = False  # scale features per member with its own training statistics
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["augment"] = list(self.augment)
+        for name, default in _ADDED.items():
+            if d[name] == default:
+                del d[name]
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Recipe":
-        d = dict(d)
-        d["model"] = ModelSpec(**d["model"])
-        d["augment"] = tuple(d.get("augment", ()))
-        return cls(**d)
+
+_ADDED = {"standardize": False}

@@ -7,11 +7,6 @@ trains on and validates on; ``test_mask`` (N,) marks the test split ("new data")
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
-import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rotelab.engine.early_stop import EarlyStopping
 from rotelab.engine.members import LoopMembers, StackedMembers, make_members
 from rotelab.engine.recipe import Recipe
+from rotelab.engine.threads import cpu_threads, torch_threads
 from rotelab.errors import InvalidInputError
 
 # Per-epoch curves recorded for every member, each (K, n_recorded_epochs).
@@ -74,131 +71,6 @@ def _batch_plan(members: Members, rng: list[np.random.Generator], batch_size: in
     return idx, w
 
 
-# cpu_threads' last look: wall time, our CPU time, our share of the 1-minute load average; it
-# starts as if this process had been busy since it began (a fresh one has been importing)
-_own = [time.perf_counter() - time.process_time(), 0.0, 0.0]
-
-
-def _others_running() -> int:
-    """Runnable tasks on the machine right now that are not threads of this process."""
-    with open("/proc/loadavg") as f:  # "2.81 3.01 4.33 3/90 19016": 3 runnable
-        total = int(f.read().split()[3].split("/")[0])
-    ours = 0
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                ours += f.read().rsplit(")", 1)[1].split()[0] == "R"
-        except OSError:  # the thread just ended
-            pass
-    return total - ours
-
-
-def cpu_threads(step_flops: float | None = None, *, want: int | None = None) -> int:
-    """Intra-op threads for a CPU job: torch's setting, less the cores other processes keep busy.
-
-    Why: a training step is ~50 small kernels (a 64-member MLP step: each ≤ 1.5 ms), and
-    every OpenMP kernel ends at a barrier that waits for all its threads. When another
-    process runs on one of our cores, our thread there is descheduled and each barrier
-    waits a scheduler slice for it while the others spin: measured on a 2-core machine
-    with one other busy process, a 5-epoch 64-member MLP job took 51 s on 2 threads vs
-    3.7 s on 1; on the idle machine 2 threads took 2.6 s. Others = the mean number of
-    runnable tasks of other processes over 20 ms (/proc), looked at for 200 ms more when the
-    1-minute load average less our own (our CPU use, averaged the way the kernel averages
-    the load) says the machine was busy. Not the load average itself: it remembers a process
-    that ended a minute ago, and made the next job run on one thread of two.
-    ``want`` is the most to use (default: torch's setting); ``ROTELAB_THREADS`` overrides
-    the count. A step under 20 MFLOP (``step_flops``) runs on one thread whatever the count:
-    a second only adds waits (a 1-member MLP job: 0.5 s on one thread, 0.7 s on two).
-    Results do not depend on the thread count (checked bit for bit for mlp and cnn), so this
-    only changes speed.
-    """
-    if step_flops is not None and step_flops < 2e7:
-        return 1
-    env = os.environ.get("ROTELAB_THREADS", "").strip()
-    if env.isdigit():
-        return max(1, int(env))
-    wall, cpu = time.perf_counter(), time.process_time()
-    decay = math.exp(-(wall - _own[0]) / 60.0)
-    _own[:] = wall, cpu, _own[2] * decay + (1 - decay) * (cpu - _own[1]) / max(wall - _own[0], 1e-3)
-    want = want or torch.get_num_threads()
-    if want <= 1:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    avg_others = os.getloadavg()[0] - _own[2] if hasattr(os, "getloadavg") else 0.0
-    try:
-        others = _others_busy(0.02)
-        if others < 0.1 and avg_others >= 0.1:  # the load average remembers the last minute: a
-            others = _others_busy(0.2)  # process that has ended, or one that runs in bursts? Look longer
-    except (OSError, ValueError, IndexError):  # no /proc (macOS): the load average alone
-        others = avg_others
-    # a core counts as taken as soon as others use a tenth of it: a wrong guess costs ~1.4x
-    # one way and ~14x the other
-    return max(1, min(want, cores - math.ceil(others - 0.1)))
-
-
-def _others_busy(seconds: float) -> float:
-    """Mean number of other processes' runnable tasks, read every ~2 ms for ``seconds``."""
-    reads, end = [], time.perf_counter() + seconds
-    while True:
-        reads.append(_others_running())
-        if time.perf_counter() >= end:
-            return sum(reads) / len(reads)
-        time.sleep(0.002)
-
-
-@functools.cache
-def _glibc():
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc.mallopt, libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): leave the allocator alone
-        return None
-
-
-@contextlib.contextmanager
-def reuse_freed_memory():
-    """During a CPU job, keep freed memory in the process for the next step.
-
-    Why: every step allocates and frees the same activations. glibc serves blocks over its
-    mmap threshold (128 kB, self-raising to at most 32 MB) with fresh mmaps and trims freed
-    heap, so each step page-faults them back in: ~1000 faults per step of a 64-member MLP
-    (~12% of its time), 220 000 per step of a 256-member digits cnn (5.5 vs 4.1 ms per member
-    with no mmap). So: no mmap and no trimming while the job runs; afterwards glibc's defaults
-    come back and the freed memory is handed back (malloc_trim). Only speed changes.
-    """
-    libc = _glibc()
-    if libc is None:
-        yield
-        return
-    mallopt, malloc_trim = libc
-    mallopt(-4, 0)  # M_MMAP_MAX: every block from the heap
-    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GB of freed heap
-    try:
-        yield
-    finally:
-        mallopt(-4, 65536)
-        mallopt(-1, 128 * 1024)
-        malloc_trim(0)
-
-
-def _cpu_settings(fn):
-    """Run a CPU job under ``reuse_freed_memory()``, and restore torch's thread count afterwards
-    (the job sets its own, ``cpu_threads``, once it knows its size)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if resolve_device(kwargs.get("device", "auto")).type != "cpu":
-            return fn(*args, **kwargs)
-        before = torch.get_num_threads()
-        try:
-            with reuse_freed_memory():
-                return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapper
-
-
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
     """Log-probabilities over the last (class) axis of logits (K, B, C).
 
@@ -224,14 +96,43 @@ def _weight_params(named: Sequence[tuple[str, torch.Tensor]], stacked: bool) -> 
     return [p for _, p in named if p.dim() >= min_dim]
 
 
+# ══ per-member standardization ═════════════════════════════════════════════════════════
+@dataclass(frozen=True, eq=False)
+class Standardizer:
+    """Each member's features scaled to mean 0, std 1 with statistics of its own training
+    examples only, so nothing leaks from its validation or test examples (as a scikit-learn
+    ``StandardScaler`` fitted inside each fold). A constant feature keeps scale 1."""
+
+    mean: torch.Tensor  # (K, *feature_shape)
+    scale: torch.Tensor  # (K, *feature_shape)
+
+    @classmethod
+    def fit(cls, x: torch.Tensor, train_mask: torch.Tensor) -> "Standardizer":
+        w = train_mask.to(x.dtype)  # (K, N)
+        n = w.sum(1).clamp(min=1).view(-1, *[1] * (x.dim() - 1))
+        flat = x.flatten(1)  # (N, D)
+        mean = (w @ flat).view(len(w), *x.shape[1:]) / n
+        var = (w @ flat.square()).view(len(w), *x.shape[1:]) / n - mean.square()
+        scale = var.clamp(min=0).sqrt()
+        return cls(mean, torch.where(scale > 1e-12, scale, torch.ones_like(scale)))
+
+    def __call__(self, xb: torch.Tensor) -> torch.Tensor:
+        """xb (K, B, *fs) -> standardized per member; (B, *fs) shared -> (K, B, *fs)."""
+        if xb.dim() == self.mean.dim():  # shared by every member
+            xb = xb.unsqueeze(0)
+        return (xb - self.mean.unsqueeze(1)) / self.scale.unsqueeze(1)
+
+
+# ══ evaluation ═════════════════════════════════════════════════════════════════════════
 @torch.no_grad()
 def evaluate(
     members: StackedMembers | LoopMembers, x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None,
-    outputs: Sequence[str] = OUTPUTS,
+    outputs: Sequence[str] = OUTPUTS, standardizer: Standardizer | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every member on every example, in eval mode: loss, confidence in the given label,
-    logit-scaled confidence (margin), predicted label and correctness, each (K, N); only the
-    ``outputs`` asked for (the per-epoch curves need loss and correctness alone)."""
+    logit-scaled confidence (margin), predicted label and correctness, each (K, N), and
+    ``probs`` (K, N, C); only the ``outputs`` asked for (the per-epoch curves need loss and
+    correctness alone)."""
     members.train(False)
     # On the CPU ~4k member-rows per chunk keeps activations in cache: 2^18 rows made each
     # elementwise pass stream 100 MB (K=64: MLP eval 0.29 s vs 0.54 s, digits cnn 1.3 s vs 4.4 s).
@@ -241,8 +142,8 @@ def evaluate(
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in outputs}
     for start in range(0, len(x), chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
-        logits = members.forward_shared(xb).float()  # (K, B, C)
-        logp = log_softmax(logits)
+        logits = (members.forward_shared(xb) if standardizer is None else members(standardizer(xb))).float()
+        logp = log_softmax(logits)  # (K, B, C)
         lp_y = logp.gather(-1, yb.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
         pred = logits.max(-1).indices  # = argmax (first of ties), 5x faster on CPU for few classes
         out = {"loss": lambda: -lp_y, "confidence": lp_y.exp, "pred": lambda: pred.to(torch.int16),
@@ -266,7 +167,25 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     return out.cpu().numpy()
 
 
-@_cpu_settings
+# ══ training ═══════════════════════════════════════════════════════════════════════════
+@dataclass(eq=False)
+class _Run:
+    """Everything one job's training loop touches, built once by ``_setup``."""
+
+    net: StackedMembers | LoopMembers
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    decay: list[torch.Tensor]  # weights that L1 acts on
+    augment: Callable | None
+    mixer: Callable | None
+    standardizer: Standardizer | None
+    rngs: list[np.random.Generator]  # each member's batch order
+    xt: torch.Tensor  # (N, *fs)
+    yt: torch.Tensor  # (N,)
+    masks: dict[str, torch.Tensor]  # "train", "val", "test": (K, N) bool
+    threads: int
+
+
 def train_job(
     factory: Callable[[], nn.Module],
     x: np.ndarray,
@@ -278,6 +197,7 @@ def train_job(
     n_classes: int,
     kind: str = "vector",
     device: str | torch.device = "auto",
+    threads: int | None = None,
     job_seed: int = 0,
     on_epoch: Callable[[int, int], None] | None = None,
     on_fallback: Callable[[str], None] | None = None,
@@ -286,11 +206,12 @@ def train_job(
     """Train ``members.k`` models of ``factory`` under ``recipe`` at once.
 
     Returns numpy arrays: the curves in ``CURVES`` (K, E_rec) with ``epoch`` (E_rec,), the
-    final per-example ``OUTPUTS`` (K, N), ``best_epoch`` and ``epochs_run`` (K,), and
-    ``seconds`` and ``vectorized`` scalars. ``outputs`` picks the per-example outputs
-    (``OUTPUTS`` and ``EXTRA_OUTPUTS``). With early stopping, the final outputs come
-    from each member's best epoch (lowest validation loss), and every member needs validation
-    examples. The global torch RNG is left as the caller had it.
+    per-example ``outputs`` (K, N) (from ``OUTPUTS`` and ``EXTRA_OUTPUTS``), ``best_epoch`` and
+    ``epochs_run`` (K,), and the scalars ``seconds``, ``vectorized`` and ``threads`` (the CPU
+    threads it used; ``threads=None`` picks them from the free cores). With early stopping,
+    the final outputs come from each member's best epoch (lowest validation loss), and every
+    member needs validation examples. The global torch RNG and thread count are left as the
+    caller had them.
     """
     dev = resolve_device(device)
     if recipe.early_stop > 0:
@@ -299,31 +220,51 @@ def train_job(
             raise InvalidInputError(
                 f"early stopping watches validation loss, but member {int(empty[0])} of this job has no "
                 f"validation examples; give every member a validation set, or turn early stopping off")
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # the caller's RNG stays as it was
-        return _train_job(factory, x, y, members=members, test_mask=test_mask, recipe=recipe, n_classes=n_classes,
-                          kind=kind, dev=dev, job_seed=job_seed, on_epoch=on_epoch, on_fallback=on_fallback,
-                          outputs=tuple(outputs))
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(None):
+        t0 = time.perf_counter()
+        run = _setup(factory, x, y, members, test_mask, recipe, n_classes, kind, dev, threads, on_fallback)
+        torch.manual_seed(job_seed)  # dropout, augmentation and mixing draws
+        stopper, curves = _fit(run, members, recipe, n_classes, on_epoch)
+        return _finish(run, recipe, stopper, curves, outputs, time.perf_counter() - t0)
 
 
-def _train_job(factory, x, y, *, members: Members, test_mask, recipe: Recipe, n_classes: int, kind: str,
-               dev: torch.device, job_seed: int, on_epoch, on_fallback, outputs) -> dict[str, np.ndarray]:
-    t0 = time.perf_counter()
-    want_threads = torch.get_num_threads()
+def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes: int, kind: str,
+           dev: torch.device, threads: int | None, on_fallback) -> _Run:
+    """Tensors on the device, the stacked members, optimizer, schedule and techniques."""
+    want = threads or torch.get_num_threads()
     if dev.type == "cpu":  # setup is a few small kernels: one thread until the job knows its size
         torch.set_num_threads(1)
     xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
     yt = torch.as_tensor(y, dtype=torch.int64, device=dev)
-    train_m = torch.as_tensor(members.train_mask, device=dev)
-    val_m = torch.as_tensor(members.val_mask, device=dev)
-    test_m = torch.as_tensor(np.asarray(test_mask, dtype=bool), device=dev).expand(members.k, -1)
-
-    net, reason = make_members(factory, members.seeds, dev, xt[:2])
-    if dev.type == "cpu":  # ~6 FLOPs per weight and example (forward + backward): enough to size a step
-        flops = 6 * recipe.batch_size * sum(p.numel() for _, p in net.named_parameters())
-        torch.set_num_threads(cpu_threads(flops, want=want_threads))
+    masks = {"train": torch.as_tensor(members.train_mask, device=dev),
+             "val": torch.as_tensor(members.val_mask, device=dev),
+             "test": torch.as_tensor(np.asarray(test_mask, dtype=bool), device=dev).expand(members.k, -1)}
+    standardizer = Standardizer.fit(xt, masks["train"]) if recipe.standardize else None
+    sample = xt[:2] if standardizer is None else standardizer(xt[:2])[0]
+    net, reason = make_members(factory, members.seeds, dev, sample)
     if reason is not None and on_fallback is not None:
         on_fallback(reason)
-    k = net.k
+    used = torch.get_num_threads()
+    if dev.type == "cpu":  # ~6 FLOPs per weight and example (forward + backward): enough to size a step
+        flops = 6 * recipe.batch_size * sum(p.numel() for _, p in net.named_parameters())
+        used = threads if threads else cpu_threads(flops, want=want)
+        torch.set_num_threads(used)
+    opt, sched, decay = _optimizer(net, recipe, members)
+    augment = mixer = None
+    if recipe.augment:
+        from rotelab.techniques.augment import build_augment
+
+        augment = build_augment(recipe.augment, kind=kind, feature_shape=tuple(x.shape[1:]))
+    if recipe.mixup or recipe.cutmix:
+        from rotelab.techniques.mixing import build_mixer
+
+        mixer = build_mixer(mixup=recipe.mixup, cutmix=recipe.cutmix, kind=kind)
+    rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
+    return _Run(net, opt, sched, decay, augment, mixer, standardizer, rngs, xt, yt, masks, int(used))
+
+
+def _optimizer(net, recipe: Recipe, members: Members):
+    """AdamW or SGD over the stacked parameters (decay on weights only), and the schedule."""
     named = net.named_parameters()
     decay = _weight_params(named, net.vectorized)
     decay_ids = {id(p) for p in decay}
@@ -341,107 +282,90 @@ def _train_job(factory, x, y, *, members: Members, test_mask, recipe: Recipe, n_
     sched = None
     if recipe.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * steps_per_epoch)
+    return opt, sched, decay
 
-    augment = None
-    if recipe.augment:
-        from rotelab.techniques.augment import build_augment
 
-        augment = build_augment(recipe.augment, kind=kind, feature_shape=tuple(x.shape[1:]))
-    mixer = None
-    if recipe.mixup or recipe.cutmix:
-        from rotelab.techniques.mixing import build_mixer
-
-        mixer = build_mixer(mixup=recipe.mixup, cutmix=recipe.cutmix, kind=kind)
-
-    torch.manual_seed(job_seed)  # dropout, augmentation and mixing draws
-    rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
-    track_val = recipe.early_stop > 0
-    best_loss = torch.full((k,), float("inf"), device=dev)
-    best_epoch = np.zeros(k, dtype=np.int64)
-    stopped_at = np.full(k, recipe.epochs, dtype=np.int64)
-    since_best = np.zeros(k, dtype=np.int64)
-    best_snap = net.snapshot() if track_val else None
+def _fit(run: _Run, members: Members, recipe: Recipe, n_classes: int, on_epoch):
+    """The epochs: a pass over each member's own shuffled examples, then the records."""
+    stopper = EarlyStopping(run.net, patience=recipe.early_stop, epochs=recipe.epochs, device=run.xt.device) \
+        if recipe.early_stop > 0 else None
     curves: dict[str, list[np.ndarray]] = {c: [] for c in CURVES}
-    epochs_recorded: list[int] = []
-    eps = recipe.label_smoothing
-
+    curves["epoch"] = []
     for epoch in range(1, recipe.epochs + 1):
-        net.train(True)
-        idx, w = _batch_plan(members, rngs, recipe.batch_size)
-        idx_t, w_t = torch.from_numpy(idx).to(dev), torch.from_numpy(w).to(dev)
+        run.net.train(True)
+        idx, w = _batch_plan(members, run.rngs, recipe.batch_size)
+        idx_t, w_t = torch.from_numpy(idx).to(run.xt.device), torch.from_numpy(w).to(run.xt.device)
         for start in range(0, idx.shape[1], recipe.batch_size):
-            bi, bw = idx_t[:, start : start + recipe.batch_size], w_t[:, start : start + recipe.batch_size]
-            xb = _gather(xt, bi)  # (K, B, *fs)
-            target = F.one_hot(_gather(yt, bi), n_classes).float()  # (K, B, C)
-            if eps:
-                target = target * (1 - eps) + eps / n_classes
-            if augment is not None:
-                xb = augment(xb.flatten(0, 1)).view_as(xb)
-            if mixer is not None:
-                xb, target = mixer(xb, target)
-            logits = net(xb)
-            per_ex = -(target * log_softmax(logits)).sum(-1)  # (K, B)
-            loss = ((per_ex * bw).sum(1) / bw.sum(1).clamp(min=1)).sum()
-            if recipe.l1:
-                loss = loss + recipe.l1 * sum(p.abs().sum() for p in decay)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-
-        record = recipe.eval_every > 0 and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs)
-        if record or track_val:
-            out = evaluate(net, xt, yt, outputs=("loss", "correct"))
-            val_loss = _masked_mean(out["loss"], val_m)
-            if record:
-                epochs_recorded.append(epoch)
-                for name, mask in (("train", train_m), ("val", val_m), ("test", test_m)):
-                    curves[f"{name}_loss"].append(_masked_mean(out["loss"], mask))
-                    curves[f"{name}_acc"].append(_masked_mean(out["correct"], mask))
-            if track_val:
-                vl = torch.as_tensor(np.nan_to_num(val_loss, nan=np.inf), device=dev)
-                improved = (vl < best_loss) & torch.as_tensor(stopped_at >= epoch, device=dev)
-                best_loss = torch.where(improved, vl, best_loss)
-                imp = improved.cpu().numpy()
-                best_epoch[imp] = epoch
-                since_best = np.where(imp, 0, since_best + 1)
-                snap = net.snapshot()
-                _merge_snapshot(best_snap, snap, imp, net)
-                newly = (since_best >= recipe.early_stop) & (stopped_at == recipe.epochs)
-                stopped_at[newly] = epoch
+            _step(run, recipe, n_classes, idx_t[:, start : start + recipe.batch_size],
+                  w_t[:, start : start + recipe.batch_size])
+        _record(run, recipe, epoch, curves, stopper)
         if on_epoch is not None:
             on_epoch(epoch, recipe.epochs)
-        if track_val and (stopped_at < recipe.epochs).all() and (since_best >= recipe.early_stop).all():
+        if stopper is not None and stopper.all_stopped:
             break
+    return stopper, curves
 
-    if track_val:
-        net.restore(best_snap, torch.ones(k, dtype=torch.bool, device=dev))
+
+def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch.Tensor) -> None:
+    """One optimizer step of every member on its own batch: indices bi, weights bw (K, B)."""
+    xb = _gather(run.xt, bi)  # (K, B, *fs)
+    if run.standardizer is not None:
+        xb = run.standardizer(xb)
+    target = F.one_hot(_gather(run.yt, bi), n_classes).float()  # (K, B, C)
+    eps = recipe.label_smoothing
+    if eps:
+        target = target * (1 - eps) + eps / n_classes
+    if run.augment is not None:
+        xb = run.augment(xb.flatten(0, 1)).view_as(xb)
+    if run.mixer is not None:
+        xb, target = run.mixer(xb, target)
+    per_ex = -(target * log_softmax(run.net(xb))).sum(-1)  # (K, B)
+    loss = ((per_ex * bw).sum(1) / bw.sum(1).clamp(min=1)).sum()  # a sum over members: no gradient crosses them
+    if recipe.l1:
+        loss = loss + recipe.l1 * sum(p.abs().sum() for p in run.decay)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    if run.sched is not None:
+        run.sched.step()
+
+
+def _record(run: _Run, recipe: Recipe, epoch: int, curves: dict, stopper: EarlyStopping | None) -> None:
+    """After an epoch: the curves (every ``eval_every`` epochs and the last) and early stopping."""
+    record = recipe.eval_every > 0 and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs)
+    if not (record or stopper is not None):
+        return
+    out = evaluate(run.net, run.xt, run.yt, outputs=("loss", "correct"), standardizer=run.standardizer)
+    if record:
+        curves["epoch"].append(epoch)
+        for name, mask in run.masks.items():
+            curves[f"{name}_loss"].append(_masked_mean(out["loss"], mask))
+            curves[f"{name}_acc"].append(_masked_mean(out["correct"], mask))
+    if stopper is not None:
+        stopper.update(run.net, epoch, _masked_mean(out["loss"], run.masks["val"]))
+
+
+def _finish(run: _Run, recipe: Recipe, stopper: EarlyStopping | None, curves: dict, outputs: Sequence[str],
+            seconds: float) -> dict[str, np.ndarray]:
+    """The final per-example outputs (from each member's best epoch under early stopping)."""
+    k = run.net.k
+    if stopper is not None:
+        stopper.restore_best(run.net)
+        best_epoch, stopped_at = stopper.best_epoch, stopper.stopped_at
     else:
-        best_epoch[:] = recipe.epochs
-        stopped_at[:] = recipe.epochs
-    final = evaluate(net, xt, yt, outputs=outputs)
+        best_epoch = stopped_at = np.full(k, recipe.epochs, dtype=np.int64)
+    final = evaluate(run.net, run.xt, run.yt, outputs=outputs, standardizer=run.standardizer)
     result = {name: final[name].cpu().numpy() for name in outputs}
-    n_rec = len(epochs_recorded)
     for name in CURVES:
-        result[name] = np.stack(curves[name], axis=1) if n_rec else np.zeros((k, 0), dtype=np.float32)
-    result["epoch"] = np.asarray(epochs_recorded, dtype=np.int64)
-    result["best_epoch"] = best_epoch
-    result["epochs_run"] = stopped_at
-    result["seconds"] = np.float64(time.perf_counter() - t0)
-    result["vectorized"] = np.bool_(net.vectorized)
+        result[name] = np.stack(curves[name], axis=1) if curves["epoch"] else np.zeros((k, 0), dtype=np.float32)
+    result["epoch"] = np.asarray(curves["epoch"], dtype=np.int64)
+    result["best_epoch"] = best_epoch.copy()
+    result["epochs_run"] = stopped_at.copy()
+    result["seconds"] = np.float64(seconds)
+    result["vectorized"] = np.bool_(run.net.vectorized)
+    result["threads"] = np.int64(run.threads)
     return result
 
 
-def _merge_snapshot(best, new, improved: np.ndarray, net) -> None:
-    """best[k] <- new[k] for members that just improved (in place)."""
-    if not improved.any():
-        return
-    if isinstance(net, StackedMembers):
-        which = torch.as_tensor(improved, device=next(iter(best.values())).device)
-        for key, v in best.items():
-            m = which.view(-1, *([1] * (v.dim() - 1)))
-            best[key] = torch.where(m, new[key], v)
-    else:
-        for i in np.flatnonzero(improved):
-            best[i] = new[i]
+__all__ = ["CURVES", "EXTRA_OUTPUTS", "Members", "OUTPUTS", "Standardizer", "evaluate", "resolve_device",
+           "train_job"]

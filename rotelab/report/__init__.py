@@ -1,5 +1,2 @@
-"""Report: matplotlib figures and one self-contained HTML page per set of studies."""
-
-from rotelab.report.page import build_report
-
-__all__ = ["build_report"]
+"""Report: matplotlib figures and one self-contained HTML page per set of studies
+(``rotelab.report.page.build_report``; sections per study kind in ``*_section.py``)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from rotelab.report import figures
-from rotelab.report.page import figure, pct, table
+from rotelab.report.blocks import figure, pct, table
 
 
 def blocks(study: dict, result: dict, path: Path) -> list[dict]:

@@ -121,18 +121,3 @@ def example(x: np.ndarray, kind: str, *, title: str, size: float = 1.6) -> bytes
     ax.set_title(title, fontsize=7)
     fig.tight_layout(pad=0.2)
     return _png(fig)
-
-
-def line_chart(xs, series: dict[str, Sequence[float]], *, xlabel: str, ylabel: str, logx: bool = True) -> bytes:
-    """Several curves against one x (sweeps: gap vs training-set size or width)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for name, ys in series.items():
-        ax.plot(xs, ys, "o-", label=name)
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return _png(fig)

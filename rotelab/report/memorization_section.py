@@ -10,7 +10,7 @@ import pandas as pd
 
 from rotelab.errors import StoreError
 from rotelab.report import figures
-from rotelab.report.page import _b64, figure, pct, table
+from rotelab.report.blocks import b64, figure, pct, table
 
 GALLERY = 16
 PAIRS = 6
@@ -77,7 +77,7 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
         for (i, row), x in zip(top.iterrows(), ex["top_x"]):
             caption = (f"#{i} given '{name(row['given_label'])}', predicted '{name(row['predicted_label'])}', "
                        f"score {row['score']:.2f}" + (" (flipped)" if row["flipped"] else ""))
-            items.append({"png": _b64(figures.example(x, kind, title=f"#{i} score {row['score']:.2f}")),
+            items.append({"png": b64(figures.example(x, kind, title=f"#{i} score {row['score']:.2f}")),
                           "caption": caption})
         out.append({"kind": "heading", "text": "Most memorized training examples"})
         out.append({"kind": "gallery", "pairs": False, "entries": items})
@@ -86,8 +86,8 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
             if j >= len(ex["pair_train_x"]):
                 break
             pair_items.append({"pngs": [
-                _b64(figures.example(ex["pair_train_x"][j], kind, title=f"train #{int(p['train_index'])}")),
-                _b64(figures.example(ex["pair_test_x"][j], kind, title=f"test #{int(p['test_index'])}"))],
+                b64(figures.example(ex["pair_train_x"][j], kind, title=f"train #{int(p['train_index'])}")),
+                b64(figures.example(ex["pair_test_x"][j], kind, title=f"test #{int(p['test_index'])}"))],
                 "caption": f"train #{int(p['train_index'])} ('{name(p['train_label'])}') → test "
                            f"#{int(p['test_index'])} ('{name(p['test_label'])}'): influence {p['influence']:.2f}"})
         if pair_items:

@@ -6,102 +6,26 @@ through Jinja2's autoescaping, so a class named ``<script>`` shows as text.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import numpy as np
 
 from rotelab.errors import StoreError
-from rotelab.report import figures
+from rotelab.report import compare_section, diagnose_section, memorization_section, sweep_section
+from rotelab.report.blocks import generic_blocks
 from rotelab.store import RESULT_FILE, STUDY_FILE, Store, atomic_write_bytes
 
 REPORT_FILE = "report.html"
 
 
-def _b64(png: bytes) -> str:
-    return base64.b64encode(png).decode("ascii")
-
-
-def _fmt(v: float) -> str:
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return f"{v:,}"
-    if v != v:
-        return "–"
-    return f"{v:.3g}" if abs(v) < 1e-2 and v != 0 else f"{v:.3f}"
-
-
-def pct(v: float | None) -> str:
-    return "–" if v is None or v != v else f"{100 * v:.1f}%"
-
-
-def figure(png: bytes, caption: str) -> dict:
-    return {"kind": "figure", "png": _b64(png), "caption": caption}
-
-
-def table(columns: list[str], rows: list[list[Any]], *, best: int | None = None, sortable: bool = True) -> dict:
-    return {"kind": "table", "columns": columns, "rows": rows, "best": best, "sortable": sortable, "fmt": _fmt}
-
-
-# ── per-study sections ─────────────────────────────────────────────────────────────────
-def diagnose_blocks(study: dict, result: dict, path: Path) -> list[dict]:
-    f = result["final"]
-    signs = result["signs"]
-    onset = result.get("onset_epoch")
-    text = (f"memorization begins after epoch {onset}: validation loss stops falling while training loss "
-            "still falls." if onset is not None and result["verdict"] == "memorizing" else "")
-    rows = []
-    n = len(result["epochs"])
-    step = max(1, n // 15)  # about 15 rows; the figure shows every epoch
-    keep = set(range(0, n, step)) | {n - 1} | ({result["epochs"].index(onset)} if onset in result["epochs"] else set())
-    for i, e in enumerate(result["epochs"]):
-        if i not in keep:
-            continue
-        c = result["curves"]
-        rows.append([e, c["train_acc"][i], c["val_acc"][i], c["test_acc"][i], c["train_loss"][i], c["val_loss"][i],
-                     c["train_acc"][i] - c["val_acc"][i]])
-    if result.get("severity"):
-        text = f"({result['severity']}) " + text
-    return [
-        {"kind": "verdict", "verdict": result["verdict"], "text": text},
-        {"kind": "signs", "entries": [
-            ("high training accuracy, low validation accuracy", signs["train_high_val_low"],
-             f"train {pct(f['train_acc'])}, validation {pct(f['val_acc'])}, gap {pct(f['acc_gap'])}"),
-            ("widening gap between training and validation loss", signs["loss_gap_widening"],
-             f"validation − training loss {f['loss_gap']:.3f} at the end"),
-            ("poor performance on new data", signs["poor_on_new_data"],
-             f"test accuracy {pct(f['test_acc'])} vs training {pct(f['train_acc'])}"),
-        ]},
-        {"kind": "heading", "text": "Learning curves"},
-        figure(figures.learning_curves(result["epochs"], result["curves"], result["curves_std"], onset),
-               f"Mean ± std over {result['seeds']} seed(s); dashed line: memorization onset."),
-        {"kind": "heading", "text": "Per epoch"},
-        table(["epoch", "train acc", "val acc", "test acc", "train loss", "val loss", "acc gap"], rows),
-    ]
-
-
-def generic_blocks(study: dict, result: dict, path: Path) -> list[dict]:
-    """Studies without a dedicated section: their scalar results as a table."""
-    flat = [[k, v] for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-    return [table(["result", "value"], flat, sortable=False)]
-
-
-SECTIONS: dict[str, Callable[[dict, dict, Path], list[dict]]] = {"diagnose": diagnose_blocks}
-
-
-def _register_optional_sections() -> None:
-    """Sections for studies that live in their own modules (compare, sweep, memorization)."""
-    import importlib
-
-    for kind in ("compare", "sweep", "memorization"):
-        try:
-            mod = importlib.import_module(f"rotelab.report.{kind}_section")
-        except ModuleNotFoundError:
-            continue
-        SECTIONS[kind] = mod.blocks
+#: study kind -> the function that turns its files into blocks (a study of another kind gets a table of its numbers)
+SECTIONS: dict[str, Callable[[dict, dict, Path], list[dict]]] = {
+    "diagnose": diagnose_section.blocks, "compare": compare_section.blocks, "sweep": sweep_section.blocks,
+    "memorization": memorization_section.blocks,
+}
 
 
 # ── reading studies and writing the page ───────────────────────────────────────────────
@@ -206,7 +130,6 @@ def _command(study: dict) -> str:
 def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path:
     """Render the studies at ``paths`` into one HTML file (default: ``report.html`` inside the
     first path, a study directory or a runs directory holding several)."""
-    _register_optional_sections()
     studies = find_studies(paths)
     sections = []
     for path in studies:

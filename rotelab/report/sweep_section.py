@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.errors import StoreError
-from rotelab.report.page import figure, table
+from rotelab.report.blocks import figure, table
 
 
 def _png(path: Path, stored: str) -> bytes:

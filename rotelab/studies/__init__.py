@@ -1,9 +1,13 @@
-"""Studies: each plans jobs, runs them through an executor, and applies the measures."""
+"""Studies: each plans jobs, runs them through an executor, and applies the measures.
 
-from rotelab.studies.compare import CompareResult, compare
-from rotelab.studies.diagnose import DiagnoseResult, diagnose
-from rotelab.studies.memorization import MemorizationResult, memorization
-from rotelab.studies.sweep import SweepResult, sweep
+One module per study kind (``rotelab.studies.diagnose`` etc.); the public functions are
+``rotelab.diagnose``, ``rotelab.compare``, ``rotelab.sweep`` and ``rotelab.memorization``.
+"""
 
-__all__ = ["CompareResult", "DiagnoseResult", "MemorizationResult", "SweepResult", "compare", "diagnose",
-           "memorization", "sweep"]
+#: study kind -> (module, public function, result class), in the order a reader asks the questions
+KINDS = {
+    "diagnose": ("rotelab.studies.diagnose", "diagnose", "DiagnoseResult"),
+    "compare": ("rotelab.studies.compare", "compare", "CompareResult"),
+    "sweep": ("rotelab.studies.sweep", "sweep", "SweepResult"),
+    "memorization": ("rotelab.studies.memorization", "memorization", "MemorizationResult"),
+}

@@ -11,109 +11,25 @@ is the fold's examples whose label was not flipped, a random ~(1 − p) share of
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rotelab.engine.train import Members
 from rotelab.executors import run_jobs
-from rotelab.measures.folds import HOLDOUT_FRACTION, fold_masks, fold_summary, paired_difference, stratified_folds
-from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_memorized
-from rotelab.plan import Job
+from rotelab.measures.folds import HOLDOUT_FRACTION, paired_difference
+from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
+from rotelab.plan import Examples, Folds, Job, make_folds
 from rotelab.progress import Progress
-from rotelab.store import Store, atomic_write_bytes, jsonable
-from rotelab.studies.common import (
-    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source,
-    open_study,
-    resolve_model, study_id,
+from rotelab.store import jsonable
+from rotelab.studies.cv import fold_metrics, mean_ci
+from rotelab.studies.prepare import (
+    ModelArg, make_progress, open_study, prepare, study_function, write_arrays, write_table,
 )
 from rotelab.techniques import check_cell_for_data, defaults_table, parse_cells
 from rotelab.validation import check_int
-
-DEFAULT_TECHNIQUES = "baseline,augment,dropout,l1,l2,augment+dropout+l2"
-#: Per-fold values every cell gets; "noisy_memorized" is added when label noise was injected.
-METRICS = ("val_acc", "train_acc", "test_acc", "acc_gap", "loss_gap", "train_loss", "val_loss")
-
-
-# ══ shared with sweep: fold masks, per-fold metrics, running groups of jobs ══════════════
-@dataclass(frozen=True, eq=False)
-class Folds:
-    """The same splits for every job of a study: (K, N) masks over all examples.
-
-    ``val`` is the full validation fold (scored on clean labels); ``engine_val`` is what the
-    engine validates on (early stopping, curves): the fold without flipped labels.
-    """
-
-    train: np.ndarray  # (K, N) bool
-    val: np.ndarray  # (K, N) bool
-    engine_val: np.ndarray  # (K, N) bool
-    seeds: np.ndarray  # (K,)
-
-    def members(self) -> Members:
-        return Members(self.seeds, self.train, self.engine_val)
-
-
-def make_folds(ex: Examples, clean: np.ndarray, noisy: np.ndarray, *, pool_idx: np.ndarray, folds: int,
-               repeats: int, seed: int) -> Folds:
-    """Stratified (on clean labels) k-fold of the pool examples ``pool_idx``; raises on too few per class."""
-    splits = stratified_folds(clean[pool_idx], n_folds=folds, n_repeats=repeats, seed=seed)
-    splits = [(pool_idx[tr], pool_idx[va]) for tr, va in splits]
-    train, val = fold_masks(splits, len(ex.y))
-    flipped = np.zeros(len(ex.y), dtype=bool)
-    flipped[: ex.n_pool] = noisy
-    return Folds(train, val, val & ~flipped[None, :], np.arange(seed, seed + len(splits)))
-
-
-def fold_metrics(out: dict[str, np.ndarray], f: Folds, ex: Examples, clean_all: np.ndarray,
-                 noisy: bool) -> dict[str, np.ndarray]:
-    """Per-member (fold) values, each (K,), from the job's final per-example outputs.
-
-    Training metrics use the labels trained on (flipped ones included); validation accuracy
-    uses the clean labels of the whole fold, validation loss the fold's unflipped examples
-    (there given = clean; ``loss`` is only recorded against the given label).
-    """
-    test = np.broadcast_to(ex.test_mask, f.train.shape)
-    m = {
-        "train_acc": masked_mean(out["correct"], f.train),
-        "train_loss": masked_mean(out["loss"], f.train),
-        "val_acc": clean_accuracy(out["pred"], clean_all, f.val),
-        "val_loss": masked_mean(out["loss"], f.engine_val),
-        "test_acc": masked_mean(out["correct"], test),
-    }
-    m["acc_gap"] = m["train_acc"] - m["val_acc"]
-    m["loss_gap"] = m["val_loss"] - m["train_loss"]
-    if noisy:
-        m["noisy_memorized"] = noisy_labels_memorized(out["pred"], ex.y, clean_all, f.train)
-    return m
-
-
-def summarize(values: np.ndarray) -> tuple[float, float, float]:
-    """(mean, ci_low, ci_high), 95% Student-t across folds; NaN when a fold has no value."""
-    v = np.asarray(values, dtype=float)
-    if not np.isfinite(v).all():
-        return math.nan, math.nan, math.nan
-    s = fold_summary(v)
-    return s.mean, s.ci_low, s.ci_high
-
-
-def write_table(store: Store, name: str, table: pd.DataFrame) -> Path:
-    buf = io.StringIO()
-    table.to_csv(buf, index=False)
-    atomic_write_bytes(store.path / name, buf.getvalue().encode())
-    return store.path / name
-
-
-def write_arrays(store: Store, name: str, **arrays: np.ndarray) -> Path:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(store.path / name, buf.getvalue())
-    return store.path / name
 
 
 # ══ compare ═══════════════════════════════════════════════════════════════════════════════
@@ -156,27 +72,13 @@ class CompareResult:
         return jsonable(d)
 
 
+@study_function("compare")
 def compare(
-    data="digits",
-    model: ModelArg = "mlp",
+    data: Any = DEFAULT_DATA,
+    model: ModelArg = DEFAULT_MODEL,
     *,
-    techniques: str | Sequence[str] = DEFAULT_TECHNIQUES,
-    folds: int = 5,
-    repeats: int = 1,
-    epochs: int | None = None,
-    train_size: int | None = None,
-    label_noise: float = 0.0,
-    width: int | None = None,
-    depth: int | None = None,
-    dropout: float = 0.0,
-    lr: float = 1e-2,
-    batch_size: int = 100,
-    optimizer: str = "adam",
-    schedule: str = "cosine",
-    device: str = "auto",
-    seed: int = 0,
-    runs_dir: str | Path = "runs",
-    progress: bool | Progress = False,
+    progress: bool | Progress | None = None,
+    **options: Any,
 ) -> CompareResult:
     """Compare technique cells by stratified k-fold cross-validation of the training pool.
 
@@ -197,47 +99,33 @@ def compare(
     Every input is validated before anything is written; a rerun of the same call reuses
     every finished job from ``runs_dir``.
     """
-    folds = check_int("folds", folds, minimum=1, maximum=1000)
-    repeats = check_int("repeats", repeats, minimum=1, maximum=1000)
-    cells = parse_cells(techniques)
-    ds = load_study_data(data, train_size=train_size, label_noise=label_noise, seed=seed)
+    own, opts = split_options("compare", options)
+    folds = check_int("folds", own.folds, minimum=1, maximum=1000)
+    repeats = check_int("repeats", own.repeats, minimum=1, maximum=1000)
+    cells = parse_cells(own.techniques)
+    p = prepare("compare", data, model, opts)
     for cell in cells:
-        check_cell_for_data(cell, kind=ds.kind)
-    choice = resolve_model(model, ds, width=width, depth=depth, dropout=dropout)
-    epochs = check_training(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                            schedule=schedule, device=device, family=choice.family)
-    base = base_recipe(choice.spec, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                       schedule=schedule)
-    recipes = [cell.apply(base, kind=ds.kind) for cell in cells]
-    models = model_source(choice, ds)
-    for recipe in recipes:  # refuses a dropout cell on the user's own model, before anything is written
-        models(recipe)
-    ex = Examples.of(ds)
-    noisy = ds.noisy_mask
-    clean_all = np.concatenate([ds.clean_labels, ds.y_test])
-    f = make_folds(ex, clean_all, noisy, pool_idx=np.arange(ds.n_train), folds=folds, repeats=repeats, seed=seed)
-
-    config = {"data": ds.name, "data_fingerprint": ds.fingerprint(), "model_fingerprint": choice.fingerprint,
-              "recipe": base.to_dict(), "techniques": [c.label for c in cells],
-              "cells": [r.to_dict() for r in recipes], "folds": folds, "repeats": repeats, "seed": seed,
-              "train_size": train_size, "label_noise": label_noise}
-    sid = study_id("compare", ds.name, choice.spec.name, config)
-    store = open_study(runs_dir, sid, kind="compare", config=config, dataset=ds, device=device)
-    write_arrays(store, "folds.npz", train_mask=f.train, val_mask=f.val, engine_val_mask=f.engine_val,
-                 seeds=f.seeds, noisy=noisy)
-
-    jobs = [Job(label=f"{cell.label} / {f.seeds.size} fold(s)", recipe=recipe, members=f.members(), job_seed=seed)
-            for cell, recipe in zip(cells, recipes)]
-    results = run_jobs(jobs, store=store, models=models, x=ex.x, y=ex.y, test_mask=ex.test_mask,
-                       n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=ds.fingerprint(), device=device,
-                       progress=make_progress(progress, "compare"))
-
-    result = _summarize(cells, recipes, results, f, ex, clean_all, noisy=bool(noisy.any()) or label_noise > 0,
-                        store_dir=str(store.path), ds=ds, model=choice.spec.name, folds=folds, repeats=repeats,
-                        label_noise=label_noise, epochs=epochs)
-    write_table(store, "table.csv", result.table)
-    store.write_json("result.json", result.to_dict())
-    store.close()
+        check_cell_for_data(cell, kind=p.ds.kind)
+    recipes = [cell.apply(p.recipe, kind=p.ds.kind) for cell in cells]
+    refs = [p.model.ref(r, p.ds) for r in recipes]  # refuses a dropout cell on the user's own model
+    ex = p.examples
+    f = make_folds(ex, pool_idx=np.arange(ex.n_pool), folds=folds, repeats=repeats, seed=opts.seed)
+    config = {"data": p.ds.name, "data_fingerprint": ex.fingerprint, "model_fingerprint": p.model.fingerprint,
+              "recipe": p.recipe.to_dict(), "techniques": [c.label for c in cells],
+              "cells": [r.to_dict() for r in recipes], "folds": folds, "repeats": repeats, "seed": opts.seed,
+              "train_size": opts.train_size, "label_noise": opts.label_noise}
+    jobs = [Job(label=f"{cell.label} / {f.seeds.size} fold(s)", recipe=recipe, members=f.members(),
+                job_seed=opts.seed, model=ref) for cell, recipe, ref in zip(cells, recipes, refs)]
+    with open_study(p, config, own) as store:
+        write_arrays(store, "folds.npz", train_mask=f.train, val_mask=f.val, engine_val_mask=f.engine_val,
+                     seeds=f.seeds, noisy=ex.flipped[: ex.n_pool])
+        results = run_jobs(jobs, ex, store=store, progress=make_progress(progress, "compare"),
+                           device=opts.device, threads=opts.threads)
+        result = _summarize(cells, recipes, results, f, ex, noisy=bool(ex.flipped.any()) or opts.label_noise > 0,
+                            store_dir=str(store.path), ds=p.ds, model=p.model.spec.name, folds=folds,
+                            repeats=repeats, label_noise=opts.label_noise, epochs=p.recipe.epochs)
+        write_table(store, "table.csv", result.table)
+        store.write_json("result.json", result.to_dict())
     return result
 
 
@@ -246,21 +134,21 @@ def paired_ratio(folds: int) -> float:
     return 1.0 / (folds - 1) if folds > 1 else HOLDOUT_FRACTION / (1.0 - HOLDOUT_FRACTION)
 
 
-def _summarize(cells, recipes, results, f: Folds, ex: Examples, clean_all, *, noisy: bool, store_dir: str, ds,
+def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, store_dir: str, ds,
                model: str, folds: int, repeats: int, label_noise: float, epochs: int) -> CompareResult:
     labels = [c.label for c in cells]
-    metrics = [fold_metrics(out, f, ex, clean_all, noisy) for out in results]
+    metrics = [fold_metrics(out, f, ex, noisy) for out in results]
     base_i = next((i for i, c in enumerate(cells) if not c.parts), None)
     ratio = paired_ratio(folds)
     rows = []
     for label, m, out in zip(labels, metrics, results):
         row: dict[str, Any] = {"technique": label}
-        mean, lo, hi = summarize(m["val_acc"])
+        mean, lo, hi = mean_ci(m["val_acc"])
         row.update(val_acc=mean, val_acc_ci_low=lo, val_acc_ci_high=hi)
         for name in ("train_acc", "acc_gap", "loss_gap", "test_acc", "train_loss", "val_loss"):
-            row[name] = summarize(m[name])[0]
+            row[name] = mean_ci(m[name])[0]
         if noisy:
-            mean, lo, hi = summarize(m["noisy_memorized"])
+            mean, lo, hi = mean_ci(m["noisy_memorized"])
             row.update(noisy_memorized=mean, noisy_memorized_ci_low=lo, noisy_memorized_ci_high=hi)
         if base_i is not None:
             row.update(_against(metrics[base_i], m, ratio, noisy))
@@ -307,4 +195,4 @@ def _against(base: dict[str, np.ndarray], m: dict[str, np.ndarray], ratio: float
     return row
 
 
-__all__ = ["CompareResult", "DEFAULT_TECHNIQUES", "compare"]
+__all__ = ["CompareResult", "compare"]

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rotelab.engine.train import Members
 from rotelab.executors import run_jobs
 from rotelab.measures.curves import Signs, Thresholds, read_signs
-from rotelab.plan import Job
+from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
+from rotelab.plan import Job, validation_members
 from rotelab.progress import Progress
-from rotelab.studies.common import (
-    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source, open_study,
-    resolve_model, study_id,
-)
+from rotelab.store import jsonable
+from rotelab.studies.prepare import ModelArg, make_progress, open_study, prepare, study_function
 from rotelab.validation import check_float, check_int
 
 
@@ -40,7 +38,8 @@ class DiagnoseResult:
     thresholds: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: NaN as None (a curve of a split with no examples is NaN)."""
+        return jsonable(asdict(self))
 
     def summary_rows(self, every: int | None = None) -> list[dict]:
         """One row per (some) epoch for tables: train/val/test accuracy and loss."""
@@ -51,89 +50,41 @@ class DiagnoseResult:
         return [{"epoch": self.epochs[i], **{k: self.curves[k][i] for k in self.curves}} for i in picks]
 
 
+@study_function("diagnose")
 def diagnose(
-    data="mnist1d",
-    model: ModelArg = "mlp",
+    data: Any = DEFAULT_DATA,
+    model: ModelArg = DEFAULT_MODEL,
     *,
-    epochs: int | None = None,
-    seeds: int = 3,
-    train_size: int | None = None,
-    label_noise: float = 0.0,
-    val_fraction: float = 0.2,
-    width: int | None = None,
-    depth: int | None = None,
-    dropout: float = 0.0,
-    lr: float = 1e-2,
-    batch_size: int = 100,
-    optimizer: str = "adam",
-    schedule: str = "cosine",
-    device: str = "auto",
-    seed: int = 0,
-    runs_dir: str | Path = "runs",
     thresholds: Thresholds = Thresholds(),
-    progress: bool | Progress = False,
+    progress: bool | Progress | None = None,
+    **options: Any,
 ) -> DiagnoseResult:
     """Train ``seeds`` models, each on its own stratified split of the training pool into
     training and validation (``val_fraction``), and read the three signs of memorization.
 
-    ``data``: a built-in name, a dataset file, or a :class:`~rotelab.data.Dataset`;
-    ``model``: a built-in family or a zero-argument ``nn.Module`` factory. The test split is
-    never trained on: it is the "new data" of the third sign.
+    ``data``: a built-in name, a dataset file, ``(x, y[, x_test, y_test])`` arrays or a
+    :class:`~rotelab.data.Dataset`; ``model``: a built-in family or a zero-argument
+    ``nn.Module`` factory. The test split is never trained on: it is the "new data" of the
+    third sign. ``progress``: a bar on stderr (default: in an interactive session).
     """
-    seeds = check_int("seeds", seeds, minimum=1, maximum=10_000)
-    val_fraction = check_float("validation fraction", val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
-    ds = load_study_data(data, train_size=train_size, label_noise=label_noise, seed=seed)
-    choice = resolve_model(model, ds, width=width, depth=depth, dropout=dropout)
-    epochs = check_training(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                            schedule=schedule, device=device, family=choice.family)
-    recipe = base_recipe(choice.spec, epochs=epochs, batch_size=batch_size, lr=lr,
-                         optimizer=optimizer, schedule=schedule)
-    ex = Examples.of(ds)
-    members = _validation_members(ds, ex, seeds=seeds, val_fraction=val_fraction, seed=seed)
-
-    config = {"data": ds.name, "data_fingerprint": ds.fingerprint(), "recipe": recipe.to_dict(),
-              "seeds": seeds, "seed": seed, "val_fraction": val_fraction, "train_size": train_size,
-              "label_noise": label_noise, "model_fingerprint": choice.fingerprint}
-    sid = study_id("diagnose", ds.name, choice.spec.name, config)
-    store = open_study(runs_dir, sid, kind="diagnose", config=config, dataset=ds, device=device)
-    job = Job(label=f"{seeds} seed(s)", recipe=recipe, members=members, job_seed=seed)
-    (out,) = run_jobs(
-        [job], store=store, models=model_source(choice, ds), x=ex.x, y=ex.y, test_mask=ex.test_mask,
-        n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=ds.fingerprint(), device=device, progress=make_progress(progress, "diagnose"),
-    )
-    result = _summarize(out, store_dir=str(store.path), ds=ds, model=choice.spec.name, seeds=seeds,
-                        thresholds=thresholds)
-    store.write_json("result.json", result.to_dict())
-    store.close()
+    own, opts = split_options("diagnose", options)
+    seeds = check_int("seeds", own.seeds, minimum=1, maximum=10_000)
+    val_fraction = check_float("validation fraction", own.val_fraction, low=0.0, high=1.0, low_open=True,
+                               high_open=True)
+    p = prepare("diagnose", data, model, opts)
+    members = validation_members(p.examples, seeds=seeds, val_fraction=val_fraction, seed=opts.seed)
+    config = {"data": p.ds.name, "data_fingerprint": p.examples.fingerprint, "recipe": p.recipe.to_dict(),
+              "seeds": seeds, "seed": opts.seed, "val_fraction": val_fraction, "train_size": opts.train_size,
+              "label_noise": opts.label_noise, "model_fingerprint": p.model.fingerprint}
+    job = Job(label=f"{seeds} seed(s)", recipe=p.recipe, members=members, job_seed=opts.seed,
+              model=p.model.ref(p.recipe, p.ds))
+    with open_study(p, config, own) as store:
+        (out,) = run_jobs([job], p.examples, store=store, progress=make_progress(progress, "diagnose"),
+                          device=opts.device, threads=opts.threads)
+        result = _summarize(out, store_dir=str(store.path), ds=p.ds, model=p.model.spec.name, seeds=seeds,
+                            thresholds=thresholds)
+        store.write_json("result.json", result.to_dict())
     return result
-
-
-def _validation_members(ds, ex: Examples, *, seeds: int, val_fraction: float, seed: int) -> Members:
-    from sklearn.model_selection import StratifiedShuffleSplit
-
-    from rotelab.errors import InvalidInputError
-
-    n_val = int(round(val_fraction * ds.n_train))
-    if n_val < ds.n_classes or ds.n_train - n_val < ds.n_classes:
-        raise InvalidInputError(
-            f"a validation fraction of {val_fraction} leaves {ds.n_train - n_val} training and {n_val} "
-            f"validation examples, too few for {ds.n_classes} classes; use more data or another fraction"
-        )
-    counts = np.bincount(ds.clean_labels, minlength=ds.n_classes)
-    if counts.min() < 2:
-        raise InvalidInputError(
-            f"class {int(counts.argmin())} has {int(counts.min())} training example(s); a stratified "
-            "validation split needs at least 2 per class"
-        )
-    k = seeds
-    train_mask = np.zeros((k, len(ex.y)), dtype=bool)
-    val_mask = np.zeros_like(train_mask)
-    for i in range(k):
-        split = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed + i)
-        tr, va = next(split.split(np.zeros(ds.n_train), ds.clean_labels))
-        train_mask[i, tr] = True
-        val_mask[i, va] = True
-    return Members(np.arange(seed, seed + k), train_mask, val_mask)
 
 
 def _summarize(out: dict, *, store_dir: str, ds, model: str, seeds: int, thresholds: Thresholds) -> DiagnoseResult:

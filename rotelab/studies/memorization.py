@@ -22,11 +22,12 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rotelab.engine.train import OUTPUTS, Members
+from rotelab.engine.train import OUTPUTS
 from rotelab.errors import InvalidInputError
 from rotelab.executors import run_jobs
 from rotelab.measures.membership import (
@@ -35,22 +36,16 @@ from rotelab.measures.membership import (
 from rotelab.measures.memorization import (
     influence_scores, memorization_scores, split_half_correlation, top_influence_pairs,
 )
-from rotelab.plan import Job, chunked
+from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, MEMORIZATION_EPOCHS, split_options
+from rotelab.plan import (
+    SEED_STRIDE, Job, check_coverage, chunked, subset_masks, subset_members, subset_size,
+)
 from rotelab.progress import Progress
 from rotelab.store import RESULT_FILE, atomic_write_bytes, jsonable
-from rotelab.studies.common import (
-    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source,
-    open_study,
-    resolve_model, study_id,
-)
+from rotelab.studies.prepare import ModelArg, Prepared, make_progress, open_study, prepare, study_function, study_id
 from rotelab.techniques import Cell, check_cell_for_data, parse_cells
 from rotelab.validation import check_float, check_int
 
-#: Epochs by model family when the user gives none. Longer than the plain-training defaults:
-#: the scores need models that fit their subset, mislabeled examples included, and those are
-#: fitted last (on digits with 10% flipped labels an MLP fits ~10% of its flipped examples
-#: after 30 epochs and ~90% after 100).
-DEFAULT_EPOCHS = {"mlp": 100, "cnn": 40, "cnn1d": 100, "custom": 50}
 #: Attacks reported, in table order; ``HEADLINE_ATTACK`` is the LiRA variant quoted first.
 ATTACKS = ("loss", "lira_online", "lira_offline")
 HEADLINE_ATTACK = "lira_online"
@@ -64,10 +59,7 @@ ROC_POINTS = 200
 #: Score histogram shown in tables: left edges of the bins (the last bin is closed at 1).
 SCORE_BINS = (-1.0, 0.0, 0.1, 0.25, 0.5, 0.75)
 QUANTILES = {"min": 0.0, "p10": 0.1, "p25": 0.25, "median": 0.5, "p75": 0.75, "p90": 0.9, "p99": 0.99, "max": 1.0}
-_SEED_STRIDE = 100_003  # member m of study seed s gets seed s * stride + m
-_SUBSET_STREAM = 0x5B5E7  # keeps the subset draws apart from other seeded streams
 _SPLIT_STREAM = 0x5A1F
-_MAX_MODELS_SEARCH = 100_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,28 +109,13 @@ class MemorizationResult:
         return df.sort_values(["score", "stderr", "index"], ascending=[False, True, True]).head(n)
 
 
+@study_function("memorization")
 def memorization(
-    data="mnist1d",
-    model: ModelArg = "mlp",
+    data: Any = DEFAULT_DATA,
+    model: ModelArg = DEFAULT_MODEL,
     *,
-    models: int = 256,
-    subset: float = 0.7,
-    techniques: str | list[str] | None = None,
-    epochs: int | None = None,
-    train_size: int | None = None,
-    label_noise: float = 0.0,
-    width: int | None = None,
-    depth: int | None = None,
-    dropout: float = 0.0,
-    lr: float = 1e-2,
-    batch_size: int = 100,
-    optimizer: str = "adam",
-    schedule: str = "cosine",
-    device: str = "auto",
-    seed: int = 0,
-    runs_dir: str | Path = "runs",
-    chunk: int = 64,
-    progress: bool | Progress = False,
+    progress: bool | Progress | None = None,
+    **options: Any,
 ) -> MemorizationResult:
     """Per-example memorization scores, influence and membership inference from subset models.
 
@@ -151,149 +128,67 @@ def memorization(
     are needed. Higher scores = more memorized; higher attack TPR = more leakage.
     """
     t0 = time.perf_counter()
-    models = check_int("models", models, minimum=1, maximum=1_000_000)
-    subset = check_float("subset", subset, low=0.0, high=1.0, low_open=True, high_open=True)
-    chunk = check_int("chunk", chunk, minimum=1)
-    ds = load_study_data(data, train_size=train_size, label_noise=label_noise, seed=seed)
-    choice = resolve_model(model, ds, width=width, depth=depth, dropout=dropout)
-    if epochs is None:
-        epochs = DEFAULT_EPOCHS[choice.family]
-    epochs = check_training(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                            schedule=schedule, device=device, family=choice.family)
-    cells = parse_cells(techniques) if techniques is not None else [Cell(())]
+    own, opts = split_options("memorization", options)
+    models = check_int("models", own.models, minimum=1, maximum=1_000_000)
+    subset = check_float("subset", own.subset, low=0.0, high=1.0, low_open=True, high_open=True)
+    chunk = check_int("chunk", own.chunk, minimum=1)
+    p = prepare("memorization", data, model, opts, epochs_table=MEMORIZATION_EPOCHS)
+    cells = parse_cells(own.techniques) if own.techniques is not None else [Cell(())]
     for cell in cells:
-        check_cell_for_data(cell, kind=ds.kind)
-    n_pool = ds.n_train
-    n_sub = _subset_size(subset, n_pool)
-    pool_mask = subset_masks(models, n_pool=n_pool, n_subset=n_sub, seed=seed)
-    _check_coverage(pool_mask, n_pool=n_pool, n_subset=n_sub, seed=seed)
-
+        check_cell_for_data(cell, kind=p.ds.kind)
+    n_sub = subset_size(subset, p.ds.n_train)
+    pool_mask = subset_masks(models, n_pool=p.ds.n_train, n_subset=n_sub, seed=opts.seed)
+    check_coverage(pool_mask, n_subset=n_sub, seed=opts.seed)
     # eval_every=0: the engine evaluates once at the end (early stopping still validates each epoch)
-    base = replace(base_recipe(choice.spec, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                               schedule=schedule), eval_every=0)
-    recipes = [cell.apply(base, kind=ds.kind) for cell in cells]
+    recipes = [cell.apply(replace(p.recipe, eval_every=0), kind=p.ds.kind) for cell in cells]
     labels = [cell.label for cell in cells]
-    slugs = _cell_slugs(labels)
-    ex = Examples.of(ds)
     # the study directory does not depend on `models` or `chunk`: more models land in the same
     # directory and reuse the stored chunks
-    ident = {"data": ds.name, "data_fingerprint": ds.fingerprint(), "recipes": [r.to_dict() for r in recipes],
-             "subset": subset, "seed": seed, "train_size": train_size, "label_noise": label_noise,
-             "model_fingerprint": choice.fingerprint}
+    ident = {"data": p.ds.name, "data_fingerprint": p.examples.fingerprint,
+             "recipes": [r.to_dict() for r in recipes], "subset": subset, "seed": opts.seed,
+             "train_size": opts.train_size, "label_noise": opts.label_noise, "model_fingerprint": p.model.fingerprint}
     config = {**ident, "models": models, "chunk": chunk, "cells": labels}
-    sid = study_id("memorization", ds.name, choice.spec.name, ident)
-
-    jobs: list[Job] = []
-    for cell_label, recipe in zip(labels, recipes):
-        for r in chunked(models, chunk):
-            jobs.append(Job(label=f"{cell_label} / models {r.start}-{r.stop - 1}", recipe=recipe,
-                            members=_members(pool_mask[r.start : r.stop], r, ex, seed=seed),
-                            job_seed=seed * _SEED_STRIDE + r.start))
-
-    models_of = model_source(choice, ds)
-    for recipe in recipes:  # refuses a dropout cell on the user's own model, before anything is written
-        models_of(recipe)
-
-    store = open_study(runs_dir, sid, kind="memorization", config=config, dataset=ds, device=device)
-    try:
-        data_fp = ds.fingerprint()
+    jobs = _jobs(p, labels, recipes, pool_mask, models=models, chunk=chunk)
+    with open_study(p, config, own, sid=study_id("memorization", p.ds.name, p.model.spec.name, ident)) as store:
+        n_todo = sum(not store.has(j.key(p.examples.fingerprint)) for j in jobs)
+        outs = run_jobs(jobs, p.examples, store=store, progress=make_progress(progress, "memorization"),
+                        device=opts.device, threads=opts.threads)
         per_cell = len(chunked(models, chunk))
-        n_todo = sum(not store.has(j.key(data_fp, models_of(j.recipe)[1])) for j in jobs)
-        outs = run_jobs(jobs, store=store, models=models_of, x=ex.x, y=ex.y, test_mask=ex.test_mask,
-                        n_classes=ds.n_classes, kind=ds.kind, data_fingerprint=data_fp, device=device,
-                        progress=make_progress(progress, "memorization"))
-        summaries, files, frames, pairs, rocs, arrays = {}, {}, {}, {}, {}, {}
-        for i, (cell_label, slug) in enumerate(zip(labels, slugs)):
-            out = {k: np.concatenate([o[k] for o in outs[i * per_cell : (i + 1) * per_cell]]) for k in OUTPUTS}
-            m = _measure(out, pool_mask, ds, seed=seed)
-            summaries[cell_label] = m.summary
-            frames[cell_label], pairs[cell_label], rocs[cell_label] = m.scores, m.pairs, m.roc
-            arrays[cell_label] = m.arrays
-            files[cell_label] = _write_cell(store.path, slug, m, ds)
+        parts = _measure_cells(p, labels, outs, pool_mask, per_cell, store.path)
         result = MemorizationResult(
-            study_dir=str(store.path), dataset=ds.summary(), model=choice.spec.name, models=models, subset=subset,
-            epochs=epochs, cells=labels, summaries=summaries, files=files, jobs_trained=n_todo,
-            jobs_reused=len(jobs) - n_todo, seconds=float(time.perf_counter() - t0), config=config,
-            scores=frames, influence_pairs=pairs, rocs=rocs, arrays=arrays,
-        )
+            study_dir=str(store.path), dataset=p.ds.summary(), model=p.model.spec.name, models=models,
+            subset=subset, epochs=p.recipe.epochs, cells=labels, jobs_trained=n_todo,
+            jobs_reused=len(jobs) - n_todo, seconds=float(time.perf_counter() - t0), config=config, **parts)
         store.write_json(RESULT_FILE, result.to_dict())
-    finally:
-        store.close()
     return result
 
 
-# ── plan ──────────────────────────────────────────────────────────────────────────────
+def _jobs(p: Prepared, labels: list[str], recipes: list, pool_mask: np.ndarray, *, models: int,
+          chunk: int) -> list[Job]:
+    """A job per chunk of models per cell; the same subsets and seeds in every cell."""
+    seed, jobs = p.options.seed, []
+    refs = [p.model.ref(r, p.ds) for r in recipes]  # refuses a dropout cell on the user's own model
+    for cell_label, recipe, ref in zip(labels, recipes, refs):
+        for r in chunked(models, chunk):
+            jobs.append(Job(label=f"{cell_label} / models {r.start}-{r.stop - 1}", recipe=recipe,
+                            members=subset_members(pool_mask[r.start : r.stop], r, len(p.examples.y), seed=seed),
+                            job_seed=seed * SEED_STRIDE + r.start, model=ref))
+    return jobs
 
 
-def _subset_size(subset: float, n_pool: int) -> int:
-    n_sub = round(subset * n_pool)
-    if n_sub < 1:
-        raise InvalidInputError(
-            f"subset {subset} of {n_pool} training examples puts no example in a model's subset; "
-            "use a larger --subset"
-        )
-    if n_sub >= n_pool:
-        raise InvalidInputError(
-            f"subset {subset} of {n_pool} training examples puts every example in every model's subset, "
-            "so no model leaves one out; use a smaller --subset"
-        )
-    return n_sub
-
-
-def subset_masks(n_models: int, *, n_pool: int, n_subset: int, seed: int, start: int = 0) -> np.ndarray:
-    """Bool (n_models, n_pool): row m is model ``start + m``'s subset of ``n_subset`` examples.
-
-    Row m depends only on ``(seed, start + m, n_pool, n_subset)``, so the models of a small
-    study are the first models of a larger one.
-    """
-    mask = np.zeros((n_models, n_pool), dtype=bool)
-    for i in range(n_models):
-        rng = np.random.default_rng([seed, start + i, _SUBSET_STREAM])
-        mask[i, rng.choice(n_pool, size=n_subset, replace=False)] = True
-    return mask
-
-
-def _check_coverage(pool_mask: np.ndarray, *, n_pool: int, n_subset: int, seed: int) -> None:
-    """Every training example needs a model that trained on it and one that did not."""
-    n_models = len(pool_mask)
-    n_in = pool_mask.sum(axis=0)
-    bad = int(((n_in == 0) | (n_in == n_models)).sum())
-    if bad == 0:
-        return
-    needed = _models_needed(n_in, n_models, n_pool=n_pool, n_subset=n_subset, seed=seed)
-    fix = f"use --models >= {needed}" if needed else "use more models or a subset nearer 0.5"
-    who = "1 model leaves" if n_models == 1 else f"{n_models} models leave"
-    raise InvalidInputError(
-        f"{who} {bad} of {n_pool} training examples without both a model that trained on them and one "
-        f"that did not (subset {n_subset} of {n_pool}); {fix}"
-    )
-
-
-def _models_needed(n_in: np.ndarray, n_models: int, *, n_pool: int, n_subset: int, seed: int) -> int | None:
-    """Smallest model count whose (prefix of the same) subsets cover every example both ways."""
-    n_in = n_in.astype(np.int64).copy()
-    m = n_models
-    while m < _MAX_MODELS_SEARCH:
-        block = max(16, m // 2)
-        masks = subset_masks(block, n_pool=n_pool, n_subset=n_subset, seed=seed, start=m)
-        cum = n_in[None, :] + np.cumsum(masks, axis=0)  # (block, n_pool)
-        total = m + 1 + np.arange(block)[:, None]
-        ok = ((cum > 0) & (cum < total)).all(axis=1)
-        if ok.any():
-            return int(m + 1 + np.argmax(ok))
-        n_in, m = cum[-1], m + block
-    return None
-
-
-def _members(pool_mask: np.ndarray, r: range, ex: Examples, *, seed: int) -> Members:
-    """Train on the subset; validate (early stopping only) on the rest of the pool; never on test."""
-    k, n_pool = pool_mask.shape
-    train = np.zeros((k, len(ex.y)), dtype=bool)
-    train[:, :n_pool] = pool_mask
-    val = np.zeros_like(train)
-    val[:, :n_pool] = ~pool_mask
-    seeds = np.asarray([seed * _SEED_STRIDE + m for m in r], dtype=np.int64)
-    return Members(seeds, train, val)
+def _measure_cells(p: Prepared, labels: list[str], outs: list[dict], pool_mask: np.ndarray, per_cell: int,
+                   path: Path) -> dict[str, dict]:
+    """Each cell's measures, its files written; the result's per-cell fields."""
+    parts: dict[str, dict] = {"summaries": {}, "files": {}, "scores": {}, "influence_pairs": {}, "rocs": {},
+                              "arrays": {}}
+    for i, (cell_label, slug) in enumerate(zip(labels, _cell_slugs(labels))):
+        out = {k: np.concatenate([o[k] for o in outs[i * per_cell : (i + 1) * per_cell]]) for k in OUTPUTS}
+        m = _measure(out, pool_mask, p.ds, seed=p.options.seed)
+        parts["summaries"][cell_label] = m.summary
+        parts["scores"][cell_label], parts["influence_pairs"][cell_label] = m.scores, m.pairs
+        parts["rocs"][cell_label], parts["arrays"][cell_label] = m.roc, m.arrays
+        parts["files"][cell_label] = _write_cell(path, slug, m, p.ds)
+    return parts
 
 
 def _cell_slugs(labels: list[str]) -> list[str]:

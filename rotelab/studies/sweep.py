@@ -21,15 +21,14 @@ import numpy as np
 import pandas as pd
 
 from rotelab.errors import InvalidInputError
-from rotelab.plan import Job
-from rotelab.progress import Progress
 from rotelab.executors import run_jobs
-from rotelab.studies.common import (
-    Examples, ModelArg, base_recipe, check_training, load_study_data, make_progress, model_source, open_study,
-    resolve_model, study_id,
-)
+from rotelab.models import check_model_spec
+from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
+from rotelab.plan import Folds, Job, make_folds, subset_index
+from rotelab.progress import Progress
 from rotelab.store import jsonable
-from rotelab.studies.compare import fold_metrics, make_folds, summarize, write_table
+from rotelab.studies.cv import fold_metrics, mean_ci
+from rotelab.studies.prepare import ModelArg, Prepared, make_progress, open_study, prepare, study_function, write_table
 from rotelab.validation import check_int
 
 #: Columns of both curve tables, each a mean over folds; the first three also get a 95% CI.
@@ -118,42 +117,13 @@ def parse_widths(widths: str | Sequence[int] | None) -> list[int]:
     return sorted(set(out))
 
 
-def subset_index(clean: np.ndarray, noisy: np.ndarray, n: int, *, seed: int) -> np.ndarray:
-    """Sorted indices of ``n`` pool examples, stratified on (clean label, flipped) when every
-    stratum has two examples, else on the clean label."""
-    if n == len(clean):
-        return np.arange(n)
-    from sklearn.model_selection import train_test_split
-
-    strata = clean * 2 + noisy.astype(np.int64)
-    _, counts = np.unique(strata, return_counts=True)
-    if counts.min() < 2 or len(counts) > min(n, len(clean) - n):
-        strata = clean
-    idx, _ = train_test_split(np.arange(len(clean)), train_size=n, random_state=seed, stratify=strata)
-    return np.sort(idx)
-
-
+@study_function("sweep")
 def sweep(
-    data="digits",
-    model: ModelArg = "mlp",
+    data: Any = DEFAULT_DATA,
+    model: ModelArg = DEFAULT_MODEL,
     *,
-    train_sizes: str | Sequence[int | str] | None = "100,300,1000,all",
-    widths: str | Sequence[int] | None = "32,128,512",
-    folds: int = 3,
-    train_size: int | None = None,
-    label_noise: float = 0.0,
-    epochs: int | None = None,
-    width: int | None = None,
-    depth: int | None = None,
-    dropout: float = 0.0,
-    lr: float = 1e-2,
-    batch_size: int = 100,
-    optimizer: str = "adam",
-    schedule: str = "cosine",
-    device: str = "auto",
-    seed: int = 0,
-    runs_dir: str | Path = "runs",
-    progress: bool | Progress = False,
+    progress: bool | Progress | None = None,
+    **options: Any,
 ) -> SweepResult:
     """Train-validation gap (and noisy labels memorized) against training-set size and width.
 
@@ -163,92 +133,94 @@ def sweep(
     examples (the whole pool when None). ``label_noise`` is injected once into the pool.
     Every input is validated before anything is written; a rerun reuses finished jobs.
     """
-    folds = check_int("folds", folds, minimum=1, maximum=1000)
-    ds = load_study_data(data, train_size=None, label_noise=label_noise, seed=seed)
-    pool, c = ds.n_train, ds.n_classes
-    sizes = parse_sizes(train_sizes, pool=pool, n_classes=c, folds=folds)
-    width_list = parse_widths(widths)
+    own, opts = split_options("sweep", options)
+    folds = check_int("folds", own.folds, minimum=1, maximum=1000)
+    p = prepare("sweep", data, model, opts, subset_data=False)
+    pool, c = p.ds.n_train, p.ds.n_classes
+    sizes = parse_sizes(own.train_sizes or None, pool=pool, n_classes=c, folds=folds)
+    width_list = parse_widths(own.widths or None)
     if not sizes and not width_list:
         raise InvalidInputError("nothing to sweep: give train sizes, widths or both")
-    default_size = pool if train_size is None else check_size(
-        check_int("train size", train_size, minimum=1), pool=pool, n_classes=c, folds=folds)
-    choice = resolve_model(model, ds, width=width, depth=depth, dropout=dropout)
-    models = model_source(choice, ds)
-    if width_list and choice.family == "custom":
+    default_size = pool if opts.train_size is None else check_size(
+        check_int("train size", opts.train_size, minimum=1), pool=pool, n_classes=c, folds=folds)
+    if width_list and p.model.family == "custom":
         raise InvalidInputError("a width sweep needs a built-in model; pass widths=None for your own model factory")
-    epochs = check_training(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                            schedule=schedule, device=device, family=choice.family)
-    base = base_recipe(choice.spec, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                       schedule=schedule)
-    from rotelab.models import check_model_spec
-
-    specs = {w: check_model_spec(replace(choice.spec, width=w), ds.feature_shape, c) for w in width_list}
-
-    ex = Examples.of(ds)
-    noisy = ds.noisy_mask
-    clean_all = np.concatenate([ds.clean_labels, ds.y_test])
-    fold_of: dict[int, Any] = {}
-    for n in sorted(set(sizes) | ({default_size} if width_list else set())):
-        idx = subset_index(ds.clean_labels, noisy, n, seed=seed)
-        fold_of[n] = make_folds(ex, clean_all, noisy, pool_idx=idx, folds=folds, repeats=1, seed=seed)
-
-    points = [("size", n, base) for n in sizes] + [("width", w, replace(base, model=specs[w])) for w in width_list]
-    config = {"data": ds.name, "data_fingerprint": ds.fingerprint(), "model_fingerprint": choice.fingerprint,
-              "recipe": base.to_dict(), "sizes": sizes, "widths": width_list, "default_size": default_size,
-              "folds": folds, "seed": seed, "label_noise": label_noise}
-    sid = study_id("sweep", ds.name, choice.spec.name, config)
-    store = open_study(runs_dir, sid, kind="sweep", config=config, dataset=ds, device=device)
-
-    jobs = [Job(label=f"{axis} {value} / {folds} folds", recipe=recipe,
-                members=fold_of[value if axis == "size" else default_size].members(), job_seed=seed)
+    points, fold_of = _plan(p, sizes, width_list, default_size, folds=folds)
+    config = {"data": p.ds.name, "data_fingerprint": p.examples.fingerprint,
+              "model_fingerprint": p.model.fingerprint, "recipe": p.recipe.to_dict(), "sizes": sizes,
+              "widths": width_list, "default_size": default_size, "folds": folds, "seed": opts.seed,
+              "label_noise": opts.label_noise}
+    jobs = [Job(label=f"{axis} {value} / {folds} folds", recipe=recipe, job_seed=opts.seed,
+                members=fold_of[value if axis == "size" else default_size].members(), model=p.model.ref(recipe, p.ds))
             for axis, value, recipe in points]
-    results = run_jobs(jobs, store=store, models=models, x=ex.x, y=ex.y, test_mask=ex.test_mask, n_classes=c,
-                       kind=ds.kind, data_fingerprint=ds.fingerprint(), device=device,
-                       progress=make_progress(progress, "sweep"))
+    with open_study(p, config, own) as store:
+        results = run_jobs(jobs, p.examples, store=store, progress=make_progress(progress, "sweep"),
+                           device=opts.device, threads=opts.threads)
+        tables = _tables(p, points, results, fold_of, default_size)
+        figures = _figures(p, store.path, tables, folds=folds, default_size=default_size)
+        for name, t in tables.items():
+            if t is not None:
+                write_table(store, f"{name}.csv", t)
+        result = SweepResult(
+            study_dir=str(store.path), dataset=p.ds.summary(), model=p.model.spec.name, sizes=tables["sizes"],
+            widths=tables["widths"], figures=figures, folds=folds, label_noise=float(opts.label_noise),
+            epochs=p.recipe.epochs, default_width=p.model.spec.width, default_size=default_size,
+            seconds=float(sum(float(o["seconds"]) for o in results)))
+        store.write_json("result.json", result.to_dict())
+    return result
 
-    has_noise = bool(noisy.any())
+
+def _plan(p: Prepared, sizes: list[int], widths: list[int], default_size: int, *, folds: int):
+    """The sweep's points (axis, value, recipe) and the folds of every size they use."""
+    ds = p.ds
+    specs = {w: check_model_spec(replace(p.model.spec, width=w), ds.feature_shape, ds.n_classes) for w in widths}
+    fold_of: dict[int, Folds] = {}
+    for n in sorted(set(sizes) | ({default_size} if widths else set())):
+        idx = subset_index(ds.clean_labels, ds.noisy_mask, n, seed=p.options.seed)
+        fold_of[n] = make_folds(p.examples, pool_idx=idx, folds=folds, repeats=1, seed=p.options.seed)
+    points = [("size", n, p.recipe) for n in sizes] + \
+        [("width", w, replace(p.recipe, model=specs[w])) for w in widths]
+    return points, fold_of
+
+
+def _tables(p: Prepared, points, results, fold_of: dict[int, Folds], default_size: int) -> dict:
+    """One row per point: gaps, accuracies, noisy labels memorized, with 95% CIs."""
+    ex, has_noise = p.examples, bool(p.ds.noisy_mask.any())
     rows: dict[str, list[dict]] = {"size": [], "width": []}
     for (axis, value, recipe), out in zip(points, results):
         n = value if axis == "size" else default_size
         f = fold_of[n]
-        m = fold_metrics(out, f, ex, clean_all, has_noise)
+        m = fold_metrics(out, f, ex, has_noise)
         row: dict[str, Any] = {"train_size": n, "width": recipe.model.width,
-                               "params": _params(models(recipe)[0])}
+                               "params": _params(p.model.ref(recipe, p.ds).factory)}
         for name in CURVE_METRICS:
-            mean, lo, hi = summarize(m[name])
+            mean, lo, hi = mean_ci(m[name])
             row[name] = mean
             if name in ("acc_gap", "loss_gap", "val_acc"):
                 row.update({f"{name}_ci_low": lo, f"{name}_ci_high": hi})
         if has_noise:
-            mean, lo, hi = summarize(m["noisy_memorized"])
+            mean, lo, hi = mean_ci(m["noisy_memorized"])
             row.update(noisy_memorized=mean, noisy_memorized_ci_low=lo, noisy_memorized_ci_high=hi,
-                       n_noisy=int((f.train | f.val)[0, : ex.n_pool][noisy].sum()))
+                       n_noisy=int((f.train | f.val)[0, : ex.n_pool][p.ds.noisy_mask].sum()))
         row["model_epochs"] = int(np.asarray(out["epochs_run"]).sum())
         rows[axis].append(row)
-    size_t = pd.DataFrame(rows["size"]) if rows["size"] else None
-    width_t = pd.DataFrame(rows["width"]) if rows["width"] else None
+    return {"sizes": pd.DataFrame(rows["size"]) if rows["size"] else None,
+            "widths": pd.DataFrame(rows["width"]) if rows["width"] else None}
 
+
+def _figures(p: Prepared, path: Path, tables: dict, *, folds: int, default_size: int) -> dict[str, str]:
+    noise = p.options.label_noise
+    tail = f" · {folds}-fold · {p.recipe.epochs} epochs" + (f" · label noise {noise:.0%}" if noise else "")
     figures = {}
-    tail = f" · {folds}-fold · {epochs} epochs" + (f" · label noise {label_noise:.0%}" if has_noise else "")
-    if size_t is not None:
-        write_table(store, "sizes.csv", size_t)
-        figures["sizes"] = str(_figure(size_t, "train_size", store.path / "gap_vs_train_size.png",
+    if tables["sizes"] is not None:
+        figures["sizes"] = str(_figure(tables["sizes"], "train_size", path / "gap_vs_train_size.png",
                                        xlabel="training-set size (examples, before the folds)",
-                                       title=f"{ds.name} · {choice.spec.name} width {choice.spec.width}{tail}"))
-    if width_t is not None:
-        write_table(store, "widths.csv", width_t)
-        figures["widths"] = str(_figure(width_t, "width", store.path / "gap_vs_width.png",
+                                       title=f"{p.ds.name} · {p.model.spec.name} width {p.model.spec.width}{tail}"))
+    if tables["widths"] is not None:
+        figures["widths"] = str(_figure(tables["widths"], "width", path / "gap_vs_width.png",
                                         xlabel="width (hidden units / channels)",
-                                        title=f"{ds.name} · {choice.spec.name} on {default_size} examples{tail}"))
-    result = SweepResult(
-        study_dir=str(store.path), dataset=ds.summary(), model=choice.spec.name, sizes=size_t, widths=width_t,
-        figures=figures, folds=folds, label_noise=float(label_noise), epochs=epochs,
-        default_width=choice.spec.width, default_size=default_size,
-        seconds=float(sum(float(o["seconds"]) for o in results)),
-    )
-    store.write_json("result.json", result.to_dict())
-    store.close()
-    return result
+                                        title=f"{p.ds.name} · {p.model.spec.name} on {default_size} examples{tail}"))
+    return figures
 
 
 def _params(factory) -> int:

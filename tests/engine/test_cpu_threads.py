@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rotelab.engine.train import cpu_threads
+from rotelab.engine.threads import cpu_threads
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -12,7 +12,7 @@ import pytest
 
 import rotelab
 from rotelab.errors import StoreError
-from rotelab.report import build_report
+from rotelab.report.page import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL = "<script>alert(1)</script>"

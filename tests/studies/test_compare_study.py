@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
@@ -17,12 +16,12 @@ from rotelab.data.noise import flip_labels
 from rotelab.errors import InvalidInputError
 from rotelab.progress import Progress
 from rotelab.store import Store
-from rotelab.studies.common import Examples
-from rotelab.studies.compare import CompareResult, Folds, compare, fold_metrics
+import rotelab.studies.compare as compare_mod
+from rotelab.plan import Examples, Folds
+from rotelab.studies.compare import CompareResult, compare
+from rotelab.studies.cv import fold_metrics
 
 FAST = dict(epochs=3, width=16, batch_size=32, device="cpu")
-# the module, not the function of the same name that rotelab.studies exports
-compare_mod = importlib.import_module("rotelab.studies.compare")
 
 
 @pytest.fixture
@@ -120,7 +119,8 @@ def test_fold_metrics_on_a_tiny_case():
     # 6 pool examples (0..5) and 2 test examples; example 1 and 4 were flipped.
     clean = np.array([0, 1, 1, 0, 2, 2, 0, 1])
     given = np.array([0, 2, 1, 0, 0, 2, 0, 1])
-    ex = Examples(x=np.zeros((8, 1), np.float32), y=given, test_mask=np.arange(8) >= 6, n_pool=6)
+    ex = Examples(x=np.zeros((8, 1), np.float32), y=given, clean=clean, test_mask=np.arange(8) >= 6, n_pool=6,
+                  n_classes=3, kind="vector", fingerprint="tiny")
     train = np.array([[1, 1, 1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1, 0, 0]], dtype=bool)
     val = np.array([[0, 0, 0, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0, 0, 0]], dtype=bool)
     flipped = given != clean
@@ -129,7 +129,7 @@ def test_fold_metrics_on_a_tiny_case():
                      [0, 1, 1, 0, 2, 2, 0, 1]])  # fold 1 predicts the clean label of flipped 4 -> 0/1
     loss = np.arange(16, dtype=float).reshape(2, 8)
     out = {"pred": pred, "correct": pred == given, "loss": loss}
-    m = fold_metrics(out, f, ex, clean, noisy=True)
+    m = fold_metrics(out, f, ex, noisy=True)
     np.testing.assert_allclose(m["noisy_memorized"], [1.0, 0.0])
     np.testing.assert_allclose(m["train_acc"], [3 / 3, 2 / 3])  # on the labels trained on
     np.testing.assert_allclose(m["val_acc"], [2 / 3, 3 / 3])  # on clean labels, flipped included
@@ -138,7 +138,7 @@ def test_fold_metrics_on_a_tiny_case():
     np.testing.assert_allclose(m["test_acc"], [0.5, 1.0])
     np.testing.assert_allclose(m["acc_gap"], m["train_acc"] - m["val_acc"])
     np.testing.assert_allclose(m["loss_gap"], m["val_loss"] - m["train_loss"])
-    assert "noisy_memorized" not in fold_metrics(out, f, ex, clean, noisy=False)
+    assert "noisy_memorized" not in fold_metrics(out, f, ex, noisy=False)
 
 
 # ── paired design ────────────────────────────────────────────────────────────────────────
@@ -146,9 +146,9 @@ def test_every_cell_gets_the_same_folds_and_seeds(tmp_path, small, monkeypatch):
     seen = []
     real = compare_mod.run_jobs
 
-    def spy(jobs, **kw):
-        seen.extend((j, kw["models"](j.recipe)[1]) for j in jobs)
-        return real(jobs, **kw)
+    def spy(jobs, examples, **kw):
+        seen.extend((j, j.model.fingerprint) for j in jobs)
+        return real(jobs, examples, **kw)
 
     monkeypatch.setattr(compare_mod, "run_jobs", spy)
     r = compare(small, "mlp", techniques="baseline,dropout=0.3,l1,early-stop=2", folds=3, repeats=2,

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-import rotelab.commands.compare  # noqa: F401  (registers the commands even before rotelab.commands lists them)
-import rotelab.commands.sweep  # noqa: F401
-from rotelab.cli import main, out
+from rotelab.cli import main
+from rotelab.commands.options import out
 
 FAST = ["--data", "synthetic", "--train-size", "90", "--model", "mlp", "--epochs", "3", "--width", "16",
         "--batch-size", "32", "--device", "cpu"]
@@ -42,8 +41,12 @@ def test_compare_json_then_table_from_the_store(tmp_path, capsys):
     code, out, err = run(argv, capsys)  # same study: rendered from stored jobs
     assert code in (0, None)
     assert "reusing 3 of 3" in err
-    for text in ("technique defaults", "noisy labels memorized", "★ best", "Nadeau–Bengio", "l2=0.5"):
+    for text in ("technique defaults", "noisy labels", "memorized", "Nadeau–Bengio", "l2=0.5"):
         assert text in out
+    best = next(row for row in r["table"] if row["technique"] == r["best"])
+    significant = r["best"] != "baseline" and best["p_value"] < 0.05 and best["delta_val_acc"] > 0
+    assert ("★ best" in out) == significant  # "best" is said only when it beats the baseline at p < 0.05
+    assert ("no technique beats baseline significantly" in out) == (not significant)
 
 
 def test_sweep_json(tmp_path, capsys):

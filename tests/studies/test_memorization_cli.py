@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import rotelab.commands.memorization  # noqa: F401  (registers the command even before rotelab.commands lists it)
 from rotelab.cli import main
 
 FAST = ["--data", "synthetic", "--train-size", "60", "--model", "mlp", "--epochs", "3", "--width", "16",

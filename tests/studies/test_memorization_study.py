@@ -15,7 +15,8 @@ from rotelab.data.dataset import make_dataset
 from rotelab.errors import InvalidInputError
 from rotelab.measures.memorization import influence_scores, memorization_scores
 from rotelab.store import Store
-from rotelab.studies.memorization import MemorizationResult, memorization, subset_masks
+from rotelab.plan import subset_masks
+from rotelab.studies.memorization import MemorizationResult, memorization
 
 SCORE_COLUMNS = ["index", "given_label", "clean_label", "predicted_label", "score", "stderr", "n_in", "n_out",
                  "p_in", "p_out", "vulnerability", "flipped"]

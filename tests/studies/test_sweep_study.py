@@ -13,7 +13,8 @@ from rotelab.data.builtin import synthetic
 from rotelab.data.noise import flip_labels
 from rotelab.errors import InvalidInputError
 from rotelab.progress import Progress
-from rotelab.studies.sweep import subset_index, sweep
+from rotelab.plan import subset_index
+from rotelab.studies.sweep import sweep
 
 FAST = dict(epochs=2, batch_size=32, device="cpu")
 

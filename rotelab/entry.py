@@ -1,0 +1,14 @@
+"""The console entry point, kept free of imports: Ctrl-C while the command is still
+loading (typer, torch) prints one line and exits 130, never a traceback."""
+
+import sys
+
+
+def main() -> None:
+    try:
+        from rotelab.cli import main as run
+
+        run()
+    except KeyboardInterrupt:
+        print("interrupted before any job was trained; rerun the same command to start", file=sys.stderr)
+        sys.exit(130)

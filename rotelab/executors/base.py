@@ -1,0 +1,30 @@
+"""What an executor is: something that trains jobs and hands back each one's arrays.
+
+The driver (:func:`rotelab.executors.run_jobs`) decides which jobs still need training,
+writes every result to the store and owns the progress bar; an executor only trains. So
+the study code does not know which executor runs its jobs, and a crashed run resumes from
+the store whatever trained it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from rotelab.plan import Examples, Job
+from rotelab.progress import Progress
+
+
+class Executor(Protocol):
+    """Trains jobs; yields ``(position in jobs, arrays)`` as each finishes, in any order.
+
+    Each finished job must have advanced ``progress`` by its full ``recipe.epochs`` (an
+    executor that cannot report epochs as they pass advances them when the job ends).
+    """
+
+    name: str
+
+    def train(self, jobs: Sequence[Job], examples: Examples, *, device: str, threads: int | None,
+              progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]: ...

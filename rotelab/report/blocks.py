@@ -1,0 +1,38 @@
+"""The pieces a report section is made of: figures, tables and number formats (no I/O)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+
+def b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return f"{v:,}"
+    if v != v:
+        return "–"
+    return f"{v:.3g}" if abs(v) < 1e-2 and v != 0 else f"{v:.3f}"
+
+
+def pct(v: float | None) -> str:
+    return "–" if v is None or v != v else f"{100 * v:.1f}%"
+
+
+def figure(png: bytes, caption: str) -> dict:
+    return {"kind": "figure", "png": b64(png), "caption": caption}
+
+
+def table(columns: list[str], rows: list[list[Any]], *, best: int | None = None, sortable: bool = True) -> dict:
+    return {"kind": "table", "columns": columns, "rows": rows, "best": best, "sortable": sortable, "fmt": _fmt}
+
+
+def generic_blocks(study: dict, result: dict, path: Any) -> list[dict]:
+    """Studies without a dedicated section: their scalar results as a table."""
+    flat = [[k, v] for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    return [table(["result", "value"], flat, sortable=False)]

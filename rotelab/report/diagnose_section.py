@@ -1,0 +1,44 @@
+"""Report section for ``diagnose``: the verdict, the signs, the learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rotelab.report import figures
+from rotelab.report.blocks import figure, pct, table
+
+
+def blocks(study: dict, result: dict, path: Path) -> list[dict]:
+    f = result["final"]
+    signs = result["signs"]
+    onset = result.get("onset_epoch")
+    text = (f"memorization begins after epoch {onset}: validation loss stops falling while training loss "
+            "still falls." if onset is not None and result["verdict"] == "memorizing" else "")
+    rows = []
+    n = len(result["epochs"])
+    step = max(1, n // 15)  # about 15 rows; the figure shows every epoch
+    keep = set(range(0, n, step)) | {n - 1} | ({result["epochs"].index(onset)} if onset in result["epochs"] else set())
+    for i, e in enumerate(result["epochs"]):
+        if i not in keep:
+            continue
+        c = result["curves"]
+        rows.append([e, c["train_acc"][i], c["val_acc"][i], c["test_acc"][i], c["train_loss"][i], c["val_loss"][i],
+                     c["train_acc"][i] - c["val_acc"][i]])
+    if result.get("severity"):
+        text = f"({result['severity']}) " + text
+    return [
+        {"kind": "verdict", "verdict": result["verdict"], "text": text},
+        {"kind": "signs", "entries": [
+            ("high training accuracy, low validation accuracy", signs["train_high_val_low"],
+             f"train {pct(f['train_acc'])}, validation {pct(f['val_acc'])}, gap {pct(f['acc_gap'])}"),
+            ("widening gap between training and validation loss", signs["loss_gap_widening"],
+             f"validation − training loss {f['loss_gap']:.3f} at the end"),
+            ("poor performance on new data", signs["poor_on_new_data"],
+             f"test accuracy {pct(f['test_acc'])} vs training {pct(f['train_acc'])}"),
+        ]},
+        {"kind": "heading", "text": "Learning curves"},
+        figure(figures.learning_curves(result["epochs"], result["curves"], result["curves_std"], onset),
+               f"Mean ± std over {result['seeds']} seed(s); dashed line: memorization onset."),
+        {"kind": "heading", "text": "Per epoch"},
+        table(["epoch", "train acc", "val acc", "test acc", "train loss", "val loss", "acc gap"], rows),
+    ]

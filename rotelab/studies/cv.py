@@ -1,0 +1,42 @@
+"""What ``compare`` and ``sweep`` share: per-fold metrics of a k-fold job and their summaries."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rotelab.measures.folds import fold_summary
+from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_memorized
+from rotelab.plan import Examples, Folds
+
+
+def fold_metrics(out: dict[str, np.ndarray], f: Folds, ex: Examples, noisy: bool) -> dict[str, np.ndarray]:
+    """Per-member (fold) values, each (K,), from the job's final per-example outputs.
+
+    Training metrics use the labels trained on (flipped ones included); validation accuracy
+    uses the clean labels of the whole fold, validation loss the fold's unflipped examples
+    (there given = clean; ``loss`` is only recorded against the given label).
+    """
+    test = np.broadcast_to(ex.test_mask, f.train.shape)
+    m = {
+        "train_acc": masked_mean(out["correct"], f.train),
+        "train_loss": masked_mean(out["loss"], f.train),
+        "val_acc": clean_accuracy(out["pred"], ex.clean, f.val),
+        "val_loss": masked_mean(out["loss"], f.engine_val),
+        "test_acc": masked_mean(out["correct"], test),
+    }
+    m["acc_gap"] = m["train_acc"] - m["val_acc"]
+    m["loss_gap"] = m["val_loss"] - m["train_loss"]
+    if noisy:
+        m["noisy_memorized"] = noisy_labels_memorized(out["pred"], ex.y, ex.clean, f.train)
+    return m
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high), 95% Student-t across folds; NaN when a fold has no value."""
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).all():
+        return math.nan, math.nan, math.nan
+    s = fold_summary(v)
+    return s.mean, s.ci_low, s.ci_high
