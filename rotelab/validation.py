@@ -60,6 +60,20 @@ def check_float(
     return value
 
 
+def check_array(name: str, value: Any, *, shape: str, numeric: bool = True) -> np.ndarray:
+    """Return ``value`` as an array with as many axes as ``shape`` names (e.g. "(n_models,
+    n_samples)"), not empty, and of a numeric (or bool) dtype when ``numeric``."""
+    arr = np.asarray(value)
+    ndim = len([axis for axis in shape.strip("()").split(",") if axis.strip()])
+    if arr.ndim != ndim:
+        raise InvalidInputError(f"{name} must have shape {shape}, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InvalidInputError(f"{name} is empty: got shape {arr.shape}")
+    if numeric and not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
+    return arr
+
+
 def check_features(name: str, x: Any) -> np.ndarray:
     """Return features as float32 of shape (n_samples, *feature_shape); reject NaN/inf."""
     try:

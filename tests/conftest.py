@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rotelab.progress import Progress
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
@@ -45,3 +47,23 @@ def cli_json(*args: str) -> dict:
 def tree(path: Path) -> list[str]:
     """Every file and folder under ``path`` (empty list when it does not exist)."""
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def run_main(argv: list[str], capsys) -> tuple[int | None, str, str]:
+    """``rotelab ARGV`` in this process (``rotelab.cli.main``): (exit code, stdout, stderr)."""
+    from rotelab.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    captured = capsys.readouterr()
+    return info.value.code, captured.out, captured.err
+
+
+class RecordingProgress(Progress):
+    """A silent progress that remembers each ``start(total, cached, n_jobs)`` it was given."""
+
+    def __init__(self):
+        self.starts = []
+
+    def start(self, *, total, cached, n_jobs):
+        self.starts.append((total, cached, n_jobs))

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from rotelab.errors import InvalidInputError
-from rotelab.validation import check_float, check_int, check_labels
+from rotelab.validation import check_array, check_float, check_int, check_labels
 
 #: ``paired_t``: plain paired t-test; ``corrected_t``: Nadeau & Bengio corrected resampled t-test.
 Method = Literal["paired_t", "corrected_t"]
@@ -68,14 +68,7 @@ class PairedDifference:
 # ── validation ─────────────────────────────────────────────────────────────────────────
 def _check_fold_values(name: str, values: Any) -> np.ndarray:
     """Return ``values`` as float64 of shape (n_folds,), non-empty and finite."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise InvalidInputError(f"{name} must have shape (n_folds,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise InvalidInputError(f"{name} is empty: need at least one fold value")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
+    arr = check_array(name, values, shape="(n_folds,)").astype(np.float64)
     bad = ~np.isfinite(arr)
     if bad.any():
         raise InvalidInputError(

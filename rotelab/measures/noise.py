@@ -16,17 +16,13 @@ from typing import Any
 import numpy as np
 
 from rotelab.errors import InvalidInputError
-from rotelab.validation import check_labels
+from rotelab.validation import check_array, check_labels
 
 
 # ── validation ─────────────────────────────────────────────────────────────────────────
 def _check_pred(name: str, pred: Any) -> np.ndarray:
     """Return predicted class indices as int64 of shape (n_models, n_samples)."""
-    arr = np.asarray(pred)
-    if arr.ndim != 2:
-        raise InvalidInputError(f"{name} must have shape (n_models, n_samples), got shape {arr.shape}")
-    if arr.size == 0:
-        raise InvalidInputError(f"{name} is empty: got shape {arr.shape}")
+    arr = check_array(name, pred, shape="(n_models, n_samples)", numeric=False)
     return check_labels(name, arr.ravel(), n_samples=arr.size).reshape(arr.shape)
 
 
@@ -43,14 +39,7 @@ def _check_mask(name: str, mask: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _check_values(name: str, values: Any) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 2:
-        raise InvalidInputError(f"{name} must have shape (n_models, n_samples), got shape {arr.shape}")
-    if arr.size == 0:
-        raise InvalidInputError(f"{name} is empty: got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
-    return arr.astype(np.float64)
+    return check_array(name, values, shape="(n_models, n_samples)").astype(np.float64)
 
 
 def _mean_over(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

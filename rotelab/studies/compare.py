@@ -73,13 +73,8 @@ class CompareResult:
 
 
 @study_function("compare")
-def compare(
-    data: Any = DEFAULT_DATA,
-    model: ModelArg = DEFAULT_MODEL,
-    *,
-    progress: bool | Progress | None = None,
-    **options: Any,
-) -> CompareResult:
+def compare(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
+            progress: bool | Progress | None = None, **options: Any) -> CompareResult:
     """Compare technique cells by stratified k-fold cross-validation of the training pool.
 
     ``techniques``: comma-separated cells (or a list), each techniques joined by ``+`` with

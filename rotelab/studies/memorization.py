@@ -110,13 +110,8 @@ class MemorizationResult:
 
 
 @study_function("memorization")
-def memorization(
-    data: Any = DEFAULT_DATA,
-    model: ModelArg = DEFAULT_MODEL,
-    *,
-    progress: bool | Progress | None = None,
-    **options: Any,
-) -> MemorizationResult:
+def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
+                 progress: bool | Progress | None = None, **options: Any) -> MemorizationResult:
     """Per-example memorization scores, influence and membership inference from subset models.
 
     ``models`` models are trained, each on ``round(subset * n_train)`` training examples drawn

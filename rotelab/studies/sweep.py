@@ -118,13 +118,8 @@ def parse_widths(widths: str | Sequence[int] | None) -> list[int]:
 
 
 @study_function("sweep")
-def sweep(
-    data: Any = DEFAULT_DATA,
-    model: ModelArg = DEFAULT_MODEL,
-    *,
-    progress: bool | Progress | None = None,
-    **options: Any,
-) -> SweepResult:
+def sweep(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
+          progress: bool | Progress | None = None, **options: Any) -> SweepResult:
     """Train-validation gap (and noisy labels memorized) against training-set size and width.
 
     ``train_sizes``: comma-separated sizes or ``all`` (the whole pool), or None to skip that

@@ -14,7 +14,7 @@ from scipy import stats
 from rotelab.data.builtin import synthetic
 from rotelab.data.noise import flip_labels
 from rotelab.errors import InvalidInputError
-from rotelab.progress import Progress
+from conftest import RecordingProgress
 from rotelab.store import Store
 import rotelab.studies.compare as compare_mod
 from rotelab.plan import Examples, Folds
@@ -30,12 +30,7 @@ def small():
     return synthetic(n_train=90, n_test=30, n_features=8, n_classes=3, seed=1)
 
 
-class Recording(Progress):
-    def __init__(self):
-        self.starts = []
-
-    def start(self, *, total, cached, n_jobs):
-        self.starts.append((total, cached, n_jobs))
+Recording = RecordingProgress
 
 
 def job_arrays(result: CompareResult) -> dict[str, dict[str, np.ndarray]]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rotelab.cli import main
+from conftest import run_main
 from rotelab.commands.options import out
 
 FAST = ["--data", "synthetic", "--train-size", "90", "--model", "mlp", "--epochs", "3", "--width", "16",
@@ -19,11 +19,7 @@ def wide_console(monkeypatch):
     monkeypatch.setattr(out, "_width", 200)  # rich tables unwrapped, as in a wide terminal
 
 
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
+run = run_main
 
 
 def test_compare_json_then_table_from_the_store(tmp_path, capsys):

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from rotelab.cli import main
+from conftest import run_main
 
 FAST = ["--data", "synthetic", "--train-size", "60", "--model", "mlp", "--epochs", "3", "--width", "16",
         "--batch-size", "32", "--device", "cpu"]
 
 
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
+run = run_main
 
 
 def test_json(tmp_path, capsys):

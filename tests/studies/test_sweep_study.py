@@ -12,7 +12,7 @@ import pytest
 from rotelab.data.builtin import synthetic
 from rotelab.data.noise import flip_labels
 from rotelab.errors import InvalidInputError
-from rotelab.progress import Progress
+from conftest import RecordingProgress
 from rotelab.plan import subset_index
 from rotelab.studies.sweep import sweep
 
@@ -25,12 +25,7 @@ def small():
     return synthetic(n_train=120, n_test=30, n_features=8, n_classes=3, seed=2)
 
 
-class Recording(Progress):
-    def __init__(self):
-        self.starts = []
-
-    def start(self, *, total, cached, n_jobs):
-        self.starts.append((total, cached, n_jobs))
+Recording = RecordingProgress
 
 
 def test_curves_tables_and_figures(tmp_path, small):
