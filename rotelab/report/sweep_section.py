@@ -20,7 +20,9 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     out: list[dict] = []
     noisy = result.get("label_noise", 0) > 0
     for key, axis, caption in (("sizes", "train_size", "training-set size"), ("widths", "width", "model width")):
-        rows = result[key]
+        rows = result.get(key)
+        if not rows:  # a sweep of one axis only
+            continue
         out.append({"kind": "heading", "text": f"Gap against {caption}"})
         out.append(figure(_png(path, result["figures"][key]),
                           f"Train − validation gap against {caption} ({result['folds']}-fold mean and 95% CI)."))

@@ -94,3 +94,14 @@ def test_missing_files_and_other_versions_are_one_clear_error(evil_study, tmp_pa
     assert "another version of rotelab" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("report", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "no such study directory" in proc.stderr
+
+
+def test_a_sweep_with_one_curve_gets_a_report(tmp_path):
+    """A sweep of sizes only (no widths) has one figure; its section must not ask for the other."""
+    import rotelab
+
+    r = rotelab.sweep("synthetic", "mlp", train_sizes="60,all", widths=None, folds=2, epochs=2, batch_size=32,
+                      runs_dir=tmp_path)
+    assert r.widths is None and set(r.figures) == {"sizes"}
+    html = build_report([r.study_dir], tmp_path / "one_curve.html").read_text()
+    assert "Gap against training-set size" in html and "Gap against model width" not in html
