@@ -102,3 +102,17 @@ def test_interrupted_study_keeps_finished_jobs(tmp_path):
     assert not list((study / "jobs").glob("*.npz"))
     r = rotelab.diagnose("synthetic", "mlp", epochs=3, seeds=1, runs_dir=tmp_path)
     assert len(Store.open(study).jobs()) == 1 and np.isfinite(r.final["val_loss"])
+
+
+def test_to_dict_is_strict_json_when_a_curve_is_nan():
+    """A split without examples gives NaN curves; --json must still be valid JSON (NaN -> null)."""
+    import json
+    import math
+
+    from rotelab.studies.diagnose import DiagnoseResult
+
+    r = DiagnoseResult(study_dir="x", dataset={}, model="mlp", epochs=[1], curves={"test_acc": [math.nan]},
+                       curves_std={"test_acc": [math.nan]}, verdict="healthy", severity="", onset_epoch=None,
+                       signs={}, final={"test_acc": math.nan}, seeds=1, vectorized=True, seconds=0.1)
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert d["final"]["test_acc"] is None and d["curves"]["test_acc"] == [None]
