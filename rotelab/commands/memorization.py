@@ -59,7 +59,8 @@ def _top(s: dict, classes: list[str], title: str) -> None:
 
 
 def _attacks(s: dict, title: str) -> None:
-    variance = "one variance shared by all examples (few shadows)" if s["lira_fixed_variance"] \
+    fixed = [ATTACK_NAMES[n].removeprefix("LiRA ") for n, a in s["attacks"].items() if a.get("fixed_variance")]
+    variance = f"one variance shared by all examples for {' and '.join(fixed)} (few shadows)" if fixed \
         else "per-example variances"
     rows = [[ATTACK_NAMES.get(name, name), f"{a['auc']:.3f}", pct(a["tpr_at_0_1pct"]), pct(a["tpr_at_1pct"])]
             for name, a in s["attacks"].items()]

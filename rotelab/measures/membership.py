@@ -119,6 +119,22 @@ def _variance(n: np.ndarray, rss: np.ndarray, fixed: bool, floor: float) -> np.n
     return np.maximum(var, floor)  # NaN stays NaN
 
 
+def lira_fixed_variance(train_mask: Any, *, variant: Variant = "online") -> bool:
+    """Whether :func:`lira_scores` (``fixed_variance=None``) pools one variance for ``train_mask``.
+
+    It does when the median number of leave-one-out shadows on a side the variant uses is
+    below ``FIXED_VARIANCE_BELOW`` (Carlini et al.): online uses both sides, offline only
+    the "out" side. ``train_mask``: bool of shape (n_models, n_samples).
+    """
+    mask = check_bool_array("train_mask", train_mask)
+    variant = check_choice("LiRA variant", variant, VARIANTS)
+    n_in = mask.sum(axis=0)
+    sides = [(len(mask) - n_in)[None, :] - ~mask]  # out shadows per (target, example)
+    if variant == "online":
+        sides.append(n_in[None, :] - mask)
+    return min(float(np.median(s)) for s in sides) < FIXED_VARIANCE_BELOW
+
+
 def lira_scores(
     margin: Any,
     train_mask: Any,
@@ -170,7 +186,7 @@ def lira_scores(
     if variant == "online":
         sides["in"] = _loo_moments(x, w_in)
     if fixed_variance is None:
-        fixed_variance = min(float(np.median(n)) for n, _, _ in sides.values()) < FIXED_VARIANCE_BELOW
+        fixed_variance = lira_fixed_variance(mask, variant=variant)
     fit = {k: (mean, _variance(n, rss, bool(fixed_variance), floor)) for k, (n, mean, rss) in sides.items()}
 
     mu_out, var_out = fit["out"]

@@ -31,7 +31,7 @@ from rotelab.engine.train import OUTPUTS
 from rotelab.errors import InvalidInputError
 from rotelab.executors import run_jobs
 from rotelab.measures.membership import (
-    FIXED_VARIANCE_BELOW, AttackROC, attack_roc, example_vulnerability, lira_scores, loss_attack_scores,
+    AttackROC, attack_roc, example_vulnerability, lira_fixed_variance, lira_scores, loss_attack_scores,
 )
 from rotelab.measures.memorization import (
     influence_scores, memorization_scores, split_half_correlation, top_influence_pairs,
@@ -221,9 +221,12 @@ def _majority_out(pred: np.ndarray, out_mask: np.ndarray, n_classes: int) -> np.
     return np.where(out_mask.any(axis=0), counts.argmax(axis=0), -1)
 
 
-def _roc_dict(roc: AttackROC) -> dict:
-    return {"auc": roc.auc, "tpr_at_0_1pct": roc.tpr_at_0_1pct, "tpr_at_1pct": roc.tpr_at_1pct,
-            "n_members": roc.n_members, "n_nonmembers": roc.n_nonmembers}
+def _roc_dict(roc: AttackROC, attack: str, tm: np.ndarray) -> dict:
+    d = {"auc": roc.auc, "tpr_at_0_1pct": roc.tpr_at_0_1pct, "tpr_at_1pct": roc.tpr_at_1pct,
+         "n_members": roc.n_members, "n_nonmembers": roc.n_nonmembers}
+    if attack.startswith("lira_"):  # as lira_scores decided it: one pooled variance, or one per example
+        d["fixed_variance"] = lira_fixed_variance(tm, variant=attack.removeprefix("lira_"))
+    return d
 
 
 def _auc_or_none(labels: np.ndarray, values: np.ndarray) -> float | None:
@@ -237,19 +240,41 @@ def _auc_or_none(labels: np.ndarray, values: np.ndarray) -> float | None:
 
 
 def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int) -> _CellMeasures:
-    p = ds.n_train
-    tm = pool_mask
-    correct, pred = out["correct"].astype(bool), out["pred"]
+    """Scores, influence, attacks and their tables for one cell's models."""
+    p, tm = ds.n_train, pool_mask
+    correct = out["correct"].astype(bool)
     est = memorization_scores(correct[:, :p], tm)
     try:
         split = split_half_correlation(correct[:, :p], tm, rng=np.random.default_rng([seed, _SPLIT_STREAM]))
     except InvalidInputError:  # fewer than 4 models, or halves without in and out models
         split = float("nan")
     influence = influence_scores(correct[:, p:], tm).astype(np.float32)
-    top = top_influence_pairs(influence, k=TOP_PAIRS)
+    rocs, vulnerability = _attacks(out["margin"][:, :p], tm)
+    predicted = _majority_out(out["pred"][:, :p], ~tm, ds.n_classes)
+    scores = pd.DataFrame({
+        "index": np.arange(p), "given_label": ds.y_train, "clean_label": ds.clean_labels,
+        "predicted_label": predicted, "score": est.score, "stderr": est.stderr, "n_in": est.n_in,
+        "n_out": est.n_out, "p_in": est.p_in, "p_out": est.p_out, "vulnerability": vulnerability,
+        "flipped": ds.noisy_mask,
+    })
+    pairs = pd.DataFrame(top_influence_pairs(influence, k=TOP_PAIRS), columns=["train_index", "test_index",
+                                                                              "influence"])
+    pairs["train_label"] = ds.y_train[pairs["train_index"].to_numpy()]
+    pairs["test_label"] = ds.y_test[pairs["test_index"].to_numpy()]
+    pairs["train_score"] = est.score[pairs["train_index"].to_numpy()]
+    roc_df = pd.concat([pd.DataFrame(dict(zip(("attack", "fpr", "tpr"), (name, *roc.downsampled(ROC_POINTS)))))
+                        for name, roc in rocs.items()], ignore_index=True)
+    summary = _summary(ds, tm, correct, est, scores, rocs, split=split)
+    arrays = {"trainset_mask": tm.copy(), "memorization": est.score, "influence": influence,
+              "memorization_stderr": est.stderr, "tr_labels": ds.y_train, "tt_labels": ds.y_test,
+              "flipped": ds.noisy_mask}
+    return _CellMeasures(summary, scores, pairs, roc_df, arrays)
 
-    # membership inference over the training pool; each model the target, the others shadows
-    margin = _finite(out["margin"][:, :p])
+
+def _attacks(margin: np.ndarray, tm: np.ndarray) -> tuple[dict[str, AttackROC], np.ndarray]:
+    """Membership inference over the training pool, each model the target and the others its
+    shadows: the ROC of each attack and each example's vulnerability."""
+    margin = _finite(margin)
     # the loss from the margin, -log p_y = log(1 + e^-margin), in float64: the engine's float32
     # loss rounds to exactly 0 for confident predictions, and those ties would hide the loss
     # attack's low-FPR end behind one threshold
@@ -261,56 +286,33 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
     }
     rocs = {name: attack_roc(attack_scores[name], tm) for name in ATTACKS}
     vulnerability = example_vulnerability(attack_scores[HEADLINE_ATTACK], tm, fpr=0.01)
-    # the same rule lira_scores applies: pooled variance below FIXED_VARIANCE_BELOW shadows per side
-    n_in = tm.sum(axis=0)
-    shadows_in, shadows_out = n_in - tm, (len(tm) - n_in) - ~tm  # (n_models, n_pool), leave-one-out
-    fixed = bool(min(np.median(shadows_in), np.median(shadows_out)) < FIXED_VARIANCE_BELOW)
+    return rocs, vulnerability
 
-    flipped = ds.noisy_mask
-    predicted = _majority_out(pred[:, :p], ~tm, ds.n_classes)
-    scores = pd.DataFrame({
-        "index": np.arange(p), "given_label": ds.y_train, "clean_label": ds.clean_labels,
-        "predicted_label": predicted, "score": est.score, "stderr": est.stderr, "n_in": est.n_in,
-        "n_out": est.n_out, "p_in": est.p_in, "p_out": est.p_out, "vulnerability": vulnerability,
-        "flipped": flipped,
-    })
-    pairs = pd.DataFrame(top, columns=["train_index", "test_index", "influence"])
-    pairs["train_label"] = ds.y_train[pairs["train_index"].to_numpy()]
-    pairs["test_label"] = ds.y_test[pairs["test_index"].to_numpy()]
-    pairs["train_score"] = est.score[pairs["train_index"].to_numpy()]
-    roc_rows = []
-    for name, roc in rocs.items():
-        fpr, tpr = roc.downsampled(ROC_POINTS)
-        roc_rows.append(pd.DataFrame({"attack": name, "fpr": fpr, "tpr": tpr}))
-    roc_df = pd.concat(roc_rows, ignore_index=True)
 
+def _summary(ds, tm: np.ndarray, correct: np.ndarray, est, scores: pd.DataFrame, rocs: dict, *,
+             split: float) -> dict:
+    """The cell's plain numbers (``MemorizationResult.summaries``)."""
+    p, flipped, vulnerability = ds.n_train, ds.noisy_mask, scores["vulnerability"].to_numpy()
     s = est.score[np.isfinite(est.score)]
     edges = np.asarray(SCORE_BINS)
     hist = np.bincount(np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 1),
                        minlength=len(edges))
     has_noise = bool(flipped.any())
     top10 = scores.sort_values(["score", "stderr", "index"], ascending=[False, True, True]).head(10)
-    pool_in, pool_out = tm, ~tm
-    summary = {
-        "n_models": len(tm),
-        "n_train": int(p),
-        "n_test": int(ds.n_test),
-        "mean_score": float(s.mean()),
+    return {
+        "n_models": len(tm), "n_train": int(p), "n_test": int(ds.n_test), "mean_score": float(s.mean()),
         "quantiles": {k: float(np.quantile(s, q)) for k, q in QUANTILES.items()},
         "share_above_0_5": float((s > 0.5).mean()),
         "histogram": {"edges": list(SCORE_BINS) + [1.0], "counts": hist.tolist()},
-        "mean_stderr": float(np.nanmean(est.stderr)),
-        "split_half_correlation": float(split),
-        "attacks": {name: _roc_dict(r) for name, r in rocs.items()},
-        "headline_attack": HEADLINE_ATTACK,
-        "lira_fixed_variance": fixed,
+        "mean_stderr": float(np.nanmean(est.stderr)), "split_half_correlation": float(split),
+        "attacks": {name: _roc_dict(r, name, tm) for name, r in rocs.items()}, "headline_attack": HEADLINE_ATTACK,
         "mean_vulnerability": float(np.nanmean(vulnerability)),
         "n_flipped": int(flipped.sum()),
         "flipped_auc_score": _auc_or_none(flipped, est.score) if has_noise else None,
         "flipped_auc_vulnerability": _auc_or_none(flipped, vulnerability) if has_noise else None,
         "accuracy": {
-            "train": float(correct[:, :p][pool_in].mean()),
-            "held_out": float(correct[:, :p][pool_out].mean()),
+            "train": float(correct[:, :p][tm].mean()),
+            "held_out": float(correct[:, :p][~tm].mean()),
             "test": float(correct[:, p:].mean()) if ds.n_test else float("nan"),
         },
         "top_memorized": [
@@ -319,16 +321,6 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
                               "flipped"]].to_dict("records")
         ],
     }
-    arrays = {
-        "trainset_mask": tm.copy(),
-        "memorization": est.score,
-        "influence": influence,
-        "memorization_stderr": est.stderr,
-        "tr_labels": ds.y_train,
-        "tt_labels": ds.y_test,
-        "flipped": flipped,
-    }
-    return _CellMeasures(summary, scores, pairs, roc_df, arrays)
 
 
 # ── files ─────────────────────────────────────────────────────────────────────────────

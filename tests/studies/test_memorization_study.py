@@ -92,7 +92,7 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline"}
     for a in s["attacks"].values():
         assert 0 <= a["tpr_at_0_1pct"] <= a["tpr_at_1pct"] <= 1 and 0 <= a["auc"] <= 1
-    assert s["lira_fixed_variance"] is True  # 24 models: far below 64 shadows per side
+    assert s["attacks"]["lira_online"]["fixed_variance"] is True  # 24 models: far below 64 shadows per side
     assert 0 <= s["flipped_auc_score"] <= 1 and sum(s["histogram"]["counts"]) == 80
     assert len(s["top_memorized"]) == 10
 
@@ -239,3 +239,21 @@ def test_one_progress_bar_over_every_cell(tiny, tmp_path):
     memorization(tiny, "mlp", models=24, chunk=12, techniques="baseline,dropout", runs_dir=tmp_path, progress=rec,
                  **FAST)
     assert rec.calls == [("start", 0, 4, 4), ("stop",)] and rec.epochs == 0
+
+
+def test_lira_variance_rule_is_reported_per_variant(tmp_path):
+    """With subset 0.3 and 100 models, a target has ~30 "in" and ~69 "out" shadows per example:
+    online LiRA (both sides) pools one variance, offline LiRA (the out side only) fits one per
+    example. The summary says so per variant, as lira_scores decided it."""
+    from rotelab.data.builtin import synthetic
+    from rotelab.measures.membership import lira_fixed_variance
+
+    ds = synthetic(n_train=40, n_test=20, n_features=4, n_classes=2, seed=3)
+    r = memorization(ds, "mlp", models=100, subset=0.3, epochs=1, width=4, batch_size=32, device="cpu",
+                     runs_dir=tmp_path)
+    attacks = r.summaries["baseline"]["attacks"]
+    assert attacks["lira_online"]["fixed_variance"] is True
+    assert attacks["lira_offline"]["fixed_variance"] is False
+    assert "fixed_variance" not in attacks["loss"]
+    mask = r.arrays["baseline"]["trainset_mask"]
+    assert lira_fixed_variance(mask, variant="online") and not lira_fixed_variance(mask, variant="offline")
