@@ -37,14 +37,16 @@ class Recipe:
     # fields added after format 1: stored and hashed only when they differ from these defaults,
     # so every job stored before they existed keeps its key
     standardize: bool = False  # scale features per member with its own training statistics
+    batch_techniques: tuple[tuple[str, float], ...] = ()  # (name, strength) of techniques with a batch hook
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["augment"] = list(self.augment)
+        d["batch_techniques"] = [list(t) for t in self.batch_techniques]
         for name, default in _ADDED.items():
             if d[name] == default:
                 del d[name]
         return d
 
 
-_ADDED = {"standardize": False}
+_ADDED = {"standardize": False, "batch_techniques": []}

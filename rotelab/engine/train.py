@@ -178,6 +178,7 @@ class _Run:
     decay: list[torch.Tensor]  # weights that L1 acts on
     augment: Callable | None
     mixer: Callable | None
+    hooks: list[tuple[Callable, float]]  # techniques' on_batch hooks with their strengths
     standardizer: Standardizer | None
     rngs: list[np.random.Generator]  # each member's batch order
     xt: torch.Tensor  # (N, *fs)
@@ -259,8 +260,13 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
         from rotelab.techniques.mixing import build_mixer
 
         mixer = build_mixer(mixup=recipe.mixup, cutmix=recipe.cutmix, kind=kind)
+    hooks = []
+    if recipe.batch_techniques:
+        from rotelab.techniques import TECHNIQUES
+
+        hooks = [(TECHNIQUES[name].on_batch, strength) for name, strength in recipe.batch_techniques]
     rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
-    return _Run(net, opt, sched, decay, augment, mixer, standardizer, rngs, xt, yt, masks, int(used))
+    return _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used))
 
 
 def _optimizer(net, recipe: Recipe, members: Members):
@@ -319,6 +325,8 @@ def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch
         xb = run.augment(xb.flatten(0, 1)).view_as(xb)
     if run.mixer is not None:
         xb, target = run.mixer(xb, target)
+    for hook, strength in run.hooks:
+        xb, target = hook(xb, target, strength)
     per_ex = -(target * log_softmax(run.net(xb))).sum(-1)  # (K, B)
     loss = ((per_ex * bw).sum(1) / bw.sum(1).clamp(min=1)).sum()  # a sum over members: no gradient crosses them
     if recipe.l1:

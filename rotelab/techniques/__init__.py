@@ -1,7 +1,8 @@
 """Techniques that reduce memorization: small named pieces, composable with ``+``.
 
 ``baseline`` is none of them; a cell such as ``augment+dropout=0.3+l2`` switches on several.
-Adding a technique touches one file: define a :class:`Technique` and list it here.
+Adding a technique touches two files: its own (a :class:`Technique`, with an ``on_batch``
+hook when it changes training batches) and the list below.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from typing import Any
 
 from rotelab.engine.recipe import Recipe
 from rotelab.errors import InvalidInputError
-from rotelab.techniques import augment_technique, dropout, early_stop, l1, l2, label_smoothing, mixup
+from rotelab.techniques import (
+    augment_technique, dropout, early_stop, gaussian_noise, l1, l2, label_smoothing, mixup,
+)
 from rotelab.techniques.base import Technique
 
 TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
     augment_technique.TECHNIQUE, mixup.TECHNIQUE, mixup.CUTMIX, dropout.TECHNIQUE, l1.TECHNIQUE, l2.TECHNIQUE,
-    label_smoothing.TECHNIQUE, early_stop.TECHNIQUE,
+    label_smoothing.TECHNIQUE, early_stop.TECHNIQUE, gaussian_noise.TECHNIQUE,
 )}
 BASELINE = "baseline"
 

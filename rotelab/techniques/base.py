@@ -7,19 +7,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rotelab.engine.recipe import Recipe
+from rotelab.engine.recipe import Recipe  # noqa: TC001  (a dataclass the techniques change)
+
+
+#: ``on_batch(x (K, B, *features), targets (K, B, C), strength) -> (x, targets)``: a technique
+#: that changes each training batch (after augmentation and mixing, before the forward pass).
+BatchHook = Callable[[Any, Any, Any], tuple[Any, Any]]
 
 
 @dataclass(frozen=True)
 class Technique:
     """``parse`` turns the text after ``=`` into a checked strength (raising InvalidInputError);
-    ``apply`` returns the recipe with the technique switched on at that strength."""
+    ``apply`` returns the recipe with the technique switched on at that strength. A technique
+    the engine does not know by name brings ``on_batch`` and uses :func:`batch_hook` as its
+    ``apply``: then adding it touches its own file and the list in ``rotelab.techniques``."""
 
     name: str
     default: Any
     help: str
     parse: Callable[[str], Any]
     apply: Callable[[Recipe, Any], Recipe]
+    on_batch: BatchHook | None = None
 
     def describe(self, strength: Any) -> str:
         if isinstance(strength, tuple):
@@ -32,6 +40,15 @@ def set_recipe(**fields_from_strength: Callable[[Any], Any]) -> Callable[[Recipe
 
     def apply(recipe: Recipe, strength: Any) -> Recipe:
         return replace(recipe, **{k: f(strength) for k, f in fields_from_strength.items()})
+
+    return apply
+
+
+def batch_hook(name: str) -> Callable[[Recipe, Any], Recipe]:
+    """``apply`` for a technique with an ``on_batch`` hook: the recipe records (name, strength)."""
+
+    def apply(recipe: Recipe, strength: Any) -> Recipe:
+        return replace(recipe, batch_techniques=(*recipe.batch_techniques, (name, float(strength))))
 
     return apply
 
