@@ -29,6 +29,11 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
     numbers or strings; the sorted distinct values become the class names, in that order
     (labels 0..K-1 therefore keep their meaning). A ``.tsv`` is read tab-separated. A
     stratified 20% becomes the test split.
+
+    Example ids (``id_kind="row"``) are 0-based data rows as pandas numbers them: row 0 is the
+    first line after the header (``pd.read_csv(path).iloc[id]``, line ``id + 2`` of the file
+    when it has no blank lines), in both the pool and the held-out test split.
+    ``info["feature_columns"]`` lists the feature column names in feature order.
     """
     import pandas as pd
 
@@ -85,6 +90,7 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
         labels = labels.astype(str)
     values, y = np.unique(labels.to_numpy(), return_inverse=True)
     x = df[features].to_numpy(dtype=np.float32)
+    rows = np.arange(len(df), dtype=np.int64)  # read_csv numbers the data rows 0..n-1 (its RangeIndex)
     ds = make_dataset(
         path.name,
         x,
@@ -92,6 +98,9 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
         classes=[str(v) for v in values],
         kind="vector",
         description=f"CSV table, {len(features)} numeric features, label column {label_column!r}, from {path}",
+        train_ids=rows,
+        id_kind="row",
+        id_sources=(str(path), str(path)),
     )
     return ds.with_(
         info={
@@ -99,5 +108,6 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
             "path": str(path),
             "label_column": label_column,
             "test_split": "held out 20%",
+            "feature_columns": features,
         }
     )

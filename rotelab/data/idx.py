@@ -123,6 +123,10 @@ def load_idx(path: str | Path) -> Dataset:
     images file whose labels file sits beside it. Without a t10k pair (or given one file), a
     stratified 20% becomes the test split. Classes are the digits "0".."9" (or "0".."K-1" when
     labels go higher): Fashion-MNIST's and KMNIST's names cannot be told from the files.
+
+    Example ids (``id_kind="index"``) are 0-based indices within the official split: into the
+    train images file for the pool (and for a held-out test split), into the t10k file for the
+    test split; ``id_sources`` names those files.
     """
     path = Path(path)
     if path.is_dir():
@@ -170,6 +174,8 @@ def load_idx(path: str | Path) -> Dataset:
     top = int(max(y_train.max(initial=0), -1 if y_test is None else y_test.max(initial=0)))
     classes = tuple(str(i) for i in range(max(10, top + 1)))
     height, width = x_train.shape[2:]
+    train_file = pairs["train"][0].name
+    test_file = train_file if pairs["t10k"][0] is None else pairs["t10k"][0].name
     ds = make_dataset(
         path.name,
         x_train,
@@ -179,6 +185,7 @@ def load_idx(path: str | Path) -> Dataset:
         classes=classes,
         kind="image",
         description=f"IDX images ({height}x{width} grayscale, MNIST-style) from {path}",
+        id_sources=(train_file, test_file),
     )
     return ds.with_(
         info={

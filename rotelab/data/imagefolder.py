@@ -82,6 +82,11 @@ def _read_images(items: list[tuple[Path, int]], mode: str, size: tuple[int, int]
     return x, np.array([label for _, label in items], dtype=np.int64)
 
 
+def _relative(items: list[tuple[Path, int]], root: Path) -> np.ndarray:
+    """Str (n,): each file's path relative to ``root``, with ``/`` separators on every system."""
+    return np.array([f.relative_to(root).as_posix() for f, _ in items], dtype=str)
+
+
 def load_image_folder(path: str | Path) -> Dataset:
     """Load ``path/<class>/<image>`` (or ``path/train/<class>/…`` and ``path/test/<class>/…``).
 
@@ -89,6 +94,9 @@ def load_image_folder(path: str | Path) -> Dataset:
     Images are converted to grayscale "L" when all are grayscale, else "RGB", and returned as
     float32 (C, H, W) in [0, 1] (16-bit grayscale is scaled by 65535); all must have one size.
     Without train/ and test/, a stratified 20% becomes the test split.
+
+    Example ids (``id_kind="path"``) are the image paths relative to ``path`` with ``/``
+    separators: ``cat/0.png``, or ``train/cat/0.png`` and ``test/cat/0.png`` in the split layout.
     """
     path = Path(path)
     if not path.is_dir():
@@ -143,6 +151,10 @@ def load_image_folder(path: str | Path) -> Dataset:
         description=(
             f"image folder, {size[0]}x{size[1]} {'grayscale' if gray else 'RGB'}, {len(classes)} classes, from {path}"
         ),
+        train_ids=_relative(train, path),
+        test_ids=_relative(test, path) if split else None,
+        id_kind="path",
+        id_sources=(str(path), str(path)),
     )
     return ds.with_(
         info={
