@@ -177,7 +177,7 @@ def _check_ids(ds: Dataset, split: str, ids, n: int) -> np.ndarray:
         shared = np.intersect1d(ds.train_ids, arr)
         if len(shared):
             raise InvalidInputError(
-                f"{ds.name}: id {shared[0]!r} is both a train and a test id of {ds.id_sources[0]}; "
+                f"{ds.name}: id {shared[0].item()!r} is both a train and a test id of {ds.id_sources[0]}; "
                 "give id_sources two names when the splits come from two sources"
             )
     return arr
