@@ -101,7 +101,9 @@ class Dataset:
         try:
             return ids[np.asarray(indices)]
         except IndexError as exc:
-            raise InvalidInputError(f"{self.name}: {split} indices out of range for {len(ids)} examples ({exc})") from None
+            raise InvalidInputError(
+                f"{self.name}: {split} indices out of range for {len(ids)} examples ({exc})"
+            ) from None
 
     def all_ids(self) -> np.ndarray:
         """Ids (n_train + n_test,): the training pool, then the test split, the order in which
