@@ -31,6 +31,15 @@ class Dataset:
     as given, which are the flipped ones after :func:`~rotelab.data.noise.flip_labels`;
     ``y_train_clean`` then keeps the originals. The test split ("new data") is never used
     for training or model selection.
+
+    Every example carries an id that points back to the user's source: ``train_ids``
+    (n_train,) and ``test_ids`` (n_test,), of kind ``id_kind`` (one of :data:`ID_KINDS`: int64
+    for ``index`` and ``row``, str for ``path``). ``id_sources`` names what the train ids and
+    the test ids point into, e.g. ``("x", "x_test")``, or ``("x", "x")`` when the test split was
+    held out of ``x``. Left out, the ids are the positions in ``x_train`` and ``x_test``
+    (``id_sources == ("x_train", "x_test")``). Ids are unique within a source, travel through
+    :func:`~rotelab.data.subsets.stratified_subset` and :func:`~rotelab.data.noise.flip_labels`,
+    and never enter :meth:`fingerprint`: the same arrays give the same jobs and study.
     """
 
     name: str
@@ -57,6 +66,7 @@ class Dataset:
             raise InvalidInputError(
                 f"{self.name}: id_sources must be two names (train ids, test ids), got {self.id_sources!r}"
             )
+        object.__setattr__(self, "id_sources", tuple(self.id_sources))
         for split, n in (("train", len(self.y_train)), ("test", len(self.y_test))):
             ids = getattr(self, f"{split}_ids")
             ids = np.arange(n, dtype=np.int64) if ids is None else _check_ids(self, split, ids, n)
@@ -172,7 +182,7 @@ def _check_ids(ds: Dataset, split: str, ids, n: int) -> np.ndarray:
             + (f" with minimum {arr.min()}" if arr.dtype.kind in "iu" else "")
         )
     else:
-        arr = arr.astype(np.int64)
+        arr = arr.astype(np.int64, copy=False)
     if len(np.unique(arr)) != n:
         raise InvalidInputError(f"{ds.name}: {split}_ids repeat an id; each example needs its own")
     if split == "test" and ds.id_sources[0] == ds.id_sources[1]:
