@@ -249,7 +249,10 @@ class Store:
         for name in (STUDY_FILE, INDEX_FILE):
             if not (path / name).is_file():
                 raise StoreError(f"{path}: not a rotelab study (missing {name}); rerun the study command")
-        _check_version(_index_format(path / INDEX_FILE), path / INDEX_FILE)
+        version = _index_format(path / INDEX_FILE)
+        if version is None:
+            raise StoreError(f"{path / INDEX_FILE}: an empty index (the study never started); rerun the study command")
+        _check_version(version, path / INDEX_FILE)
         try:
             study = json.loads((path / STUDY_FILE).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

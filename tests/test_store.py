@@ -212,6 +212,10 @@ def test_empty_directory_and_an_interrupted_creation_become_studies(tmp_path):
     half = tmp_path / "half"
     (half / "jobs").mkdir(parents=True)
     (half / INDEX_FILE).write_bytes(b"")  # SQLite had created the file, nothing else
+    (half / STUDY_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION}))
+    with pytest.raises(StoreError, match=r"half/store\.sqlite: an empty index \(the study never started\)"):
+        Store.open(half)  # a reader finds nothing to read
+    (half / STUDY_FILE).unlink()
     store = Store.create(half, CONFIG)
     assert store.jobs() == [] and Store.open(half).jobs() == []
 
