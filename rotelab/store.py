@@ -2,6 +2,12 @@
 
 Every write is atomic (temporary file, then ``os.replace``; the SQLite row last), so an
 interrupted study keeps every finished job and a rerun trains only what is missing.
+
+Faults are handled in one line each, never with a traceback: a job file that cannot be read
+is set aside (``jobs/<key>.npz.corrupt``) and trained again (:meth:`Store.load_or_discard`);
+an unreadable ``study.json`` beside our own index is rewritten from the new config (it is
+derived data; the jobs are kept); a directory that is not ours, or was written by another
+format version, is refused with a :class:`~rotelab.errors.StoreError` and never written to.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ import math
 import os
 import sqlite3
 import time
+import warnings
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +32,31 @@ FORMAT_VERSION = 1
 STUDY_FILE = "study.json"
 RESULT_FILE = "result.json"
 INDEX_FILE = "store.sqlite"
+CORRUPT_SUFFIX = ".corrupt"
+
+#: Receives one line naming a file rotelab found damaged and what it did about it.
+Warn = Callable[[str], None]
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+    "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, label TEXT, n_members INTEGER,"
+    " seconds REAL, created REAL, file TEXT);"
+)
+#: What reading a damaged .npz raises: truncated (BadZipFile), empty (EOFError), bad CRC, bad header.
+_UNREADABLE = (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error)
+
+
+class StoreWarning(UserWarning):
+    """A damaged file in a study directory that rotelab repaired; the message names it."""
+
+
+def _warn(message: str) -> None:
+    """The default ``on_warning``: a Python warning, for callers that pass no callback."""
+    warnings.warn(message, StoreWarning, stacklevel=3)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -60,54 +95,172 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def _connect_read_only(index: Path) -> sqlite3.Connection:
+    """A connection that cannot create or change the file; read-write only when SQLite must
+    first roll back a hot journal left by a crashed writer (it refuses that read-only)."""
+    uri = index.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if "readonly" not in str(exc).replace("-", "").replace(" ", ""):
+            raise
+        db = sqlite3.connect(f"{uri}?mode=rw", uri=True)
+    return db
+
+
+def _index_format(index: Path) -> str | None:
+    """The format version a ``store.sqlite`` records, read without writing to it; None for an
+    empty database (a creation that was interrupted). StoreError when the file is not ours."""
+    refuse = f"{index}: not a rotelab index"
+    fix = "rotelab will not touch it; choose another --runs-dir or move that directory"
+    try:
+        db = _connect_read_only(index)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return None
+            if not {"meta", "jobs"} <= tables:
+                raise StoreError(f"{refuse} (tables {', '.join(sorted(tables))}); {fix}")
+            row = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{refuse} ({exc}); {fix}") from None
+    if row is None:
+        raise StoreError(f"{refuse} (no format version recorded); {fix}")
+    return str(row[0])
+
+
+def _check_version(version: Any, where: Path) -> None:
+    """StoreError unless ``version`` (from study.json or the index) is this :data:`FORMAT_VERSION`."""
+    try:
+        number = int(version) if not isinstance(version, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number == FORMAT_VERSION:
+        return
+    if number is not None and number > FORMAT_VERSION:
+        got = f"format {version!r}, newer than the {FORMAT_VERSION} this one reads"
+    else:
+        got = f"format {version!r}; this one reads {FORMAT_VERSION}"
+    raise StoreError(
+        f"{where}: written by another version of rotelab ({got}); open it with the rotelab that wrote it, "
+        "or choose another --runs-dir; it is left untouched"
+    )
+
+
+def _leftovers(path: Path) -> list[str]:
+    """Names in ``path`` that an interrupted creation would not have left (anything but an empty
+    index, an empty ``jobs/`` and our temporary files)."""
+    ours = {INDEX_FILE, f"{INDEX_FILE}-journal"}
+    names = []
+    for p in sorted(path.iterdir()):
+        if p.name in ours or p.name.startswith(f".{STUDY_FILE}.tmp"):
+            continue
+        if p.name == "jobs" and p.is_dir() and not any(p.iterdir()):
+            continue
+        names.append(p.name + ("/" if p.is_dir() else ""))
+    return names
+
+
+def _new_index(path: Path) -> None:
+    """Create ``store.sqlite`` with its tables and format version in one transaction."""
+    db = sqlite3.connect(path / INDEX_FILE)
+    try:
+        db.executescript(
+            f"BEGIN; {_SCHEMA} INSERT OR REPLACE INTO meta VALUES ('format_version', '{FORMAT_VERSION}'); COMMIT;"
+        )
+    finally:
+        db.close()
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, fully read (so a bad CRC shows here, not later)."""
+    with np.load(file, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _prepare_directory(path: Path, on_warning: Warn) -> None:
+    """Make ``path`` ready for :meth:`Store.create`: a new (or empty) directory gets a fresh index;
+    our own study keeps its index and jobs; anything else is refused, untouched."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path}: is a file, not a study directory; choose another --runs-dir")
+    index = path / INDEX_FILE
+    version = _index_format(index) if index.is_file() else None
+    if version is None:
+        extra = _leftovers(path) if path.is_dir() else []
+        if extra:
+            raise StoreError(
+                f"{path}: not a rotelab study (no {INDEX_FILE}; it holds {', '.join(extra[:5])}"
+                f"{', …' if len(extra) > 5 else ''}); rotelab writes only into an empty directory or its own "
+                "study: choose another --runs-dir, or move those files"
+            )
+        (path / "jobs").mkdir(parents=True, exist_ok=True)
+        _new_index(path)
+        return
+    _check_version(version, index)
+    study_file = path / STUDY_FILE
+    if study_file.exists():
+        try:
+            study = json.loads(study_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            on_warning(f"{study_file}: unreadable ({_one_line(exc)}); written again from this run's config, "
+                       "the stored jobs are kept")
+        else:
+            _check_version(study.get("format_version") if isinstance(study, dict) else None, study_file)
+    (path / "jobs").mkdir(exist_ok=True)
+
+
 class Store:
     """One study's directory. Create with :meth:`create`, read an existing one with :meth:`open`."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._db = sqlite3.connect(self.path / INDEX_FILE)
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, label TEXT, n_members INTEGER,"
-            " seconds REAL, created REAL, file TEXT)"
-        )
+        self._db.executescript(_SCHEMA)
         self._db.commit()
 
     # ── opening ───────────────────────────────────────────────────────────────────────
     @classmethod
-    def create(cls, path: str | Path, study: dict) -> "Store":
-        """Create (or reopen for resuming) the study directory and record its config."""
+    def create(cls, path: str | Path, study: dict, *, on_warning: Warn | None = None) -> "Store":
+        """Create (or reopen for resuming) the study directory and record its config.
+
+        A new or empty directory becomes a study; our own study is reopened with its jobs,
+        and its ``study.json`` rewritten from ``study`` (one line to ``on_warning`` when the old
+        one was unreadable). A file, a directory holding other files, an index that is not
+        rotelab's, or another format version is a StoreError, and nothing is written there.
+        ``on_warning`` defaults to a :class:`StoreWarning`.
+        """
         path = Path(path)
-        existing = (path / STUDY_FILE).exists()
-        if existing:
-            store = cls.open(path)
-        else:
-            (path / "jobs").mkdir(parents=True, exist_ok=True)
-            store = cls(path)
-            store._db.execute("INSERT OR REPLACE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
-            store._db.commit()
+        _prepare_directory(path, on_warning or _warn)
+        store = cls(path)
         atomic_write_json(path / STUDY_FILE, {"format_version": FORMAT_VERSION, **study})
         return store
 
     @classmethod
     def open(cls, path: str | Path) -> "Store":
-        """Open an existing study; a missing file or another format version is a StoreError."""
+        """Open an existing study to read it. A missing or unreadable file, an index that is not
+        rotelab's or another format version is a StoreError naming the file; nothing is written."""
         path = Path(path)
         if not path.is_dir():
             raise StoreError(f"{path}: no such study directory")
         for name in (STUDY_FILE, INDEX_FILE):
             if not (path / name).is_file():
                 raise StoreError(f"{path}: not a rotelab study (missing {name}); rerun the study command")
+        version = _index_format(path / INDEX_FILE)
+        if version is None:
+            raise StoreError(f"{path / INDEX_FILE}: an empty index (the study never started); rerun the study command")
+        _check_version(version, path / INDEX_FILE)
         try:
             study = json.loads((path / STUDY_FILE).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{path / STUDY_FILE}: unreadable ({exc}); rerun the study command") from None
-        version = study.get("format_version") if isinstance(study, dict) else None
-        if version != FORMAT_VERSION:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StoreError(
-                f"{path}: written by another version of rotelab (format {version}, this one reads "
-                f"{FORMAT_VERSION}); rerun the study with this version"
-            )
+                f"{path / STUDY_FILE}: unreadable ({_one_line(exc)}); rerun the study command, which rewrites it "
+                "and keeps the stored jobs"
+            ) from None
+        _check_version(study.get("format_version") if isinstance(study, dict) else None, path)
         try:
             return cls(path)
         except sqlite3.DatabaseError as exc:
@@ -130,14 +283,24 @@ class Store:
         return self.path / name
 
     # ── jobs ──────────────────────────────────────────────────────────────────────────
-    def has(self, key: str) -> bool:
+    def _file_of(self, key: str) -> Path | None:
         row = self._db.execute("SELECT file FROM jobs WHERE key = ?", (key,)).fetchone()
-        return row is not None and (self.path / row[0]).is_file()
+        return None if row is None else self.path / row[0]
+
+    def has(self, key: str) -> bool:
+        """True when job ``key`` is recorded and its file is there and looks whole (a zip with its
+        directory: a truncated file fails this). Cheap: the arrays are not read, so damage inside
+        the file shows only in :meth:`load_or_discard`."""
+        file = self._file_of(key)
+        return file is not None and file.is_file() and zipfile.is_zipfile(file)
 
     def save(self, key: str, label: str, arrays: dict[str, np.ndarray]) -> None:
         rel = f"jobs/{key}.npz"
         tmp = self.path / "jobs" / f".{key}.tmp{os.getpid()}.npz"
-        np.savez(tmp, **arrays)
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the index says so
         os.replace(tmp, self.path / rel)
         k = int(np.asarray(arrays["pred"]).shape[0]) if "pred" in arrays else 0
         self._db.execute(
@@ -147,14 +310,48 @@ class Store:
         self._db.commit()
 
     def load(self, key: str) -> dict[str, np.ndarray]:
-        row = self._db.execute("SELECT file FROM jobs WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        """The arrays of job ``key``; a StoreError naming the file when it is missing or unreadable.
+        Executors use :meth:`load_or_discard`, which retrains such a job instead."""
+        file = self._file_of(key)
+        if file is None:
             raise StoreError(f"{self.path}: job {key} is not recorded; rerun the study")
         try:
-            with np.load(self.path / row[0], allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.path / row[0]}: unreadable job file ({exc}); delete it and rerun") from None
+            return _read_npz(file)
+        except _UNREADABLE as exc:
+            raise StoreError(
+                f"{file}: unreadable job file ({_one_line(exc)}); rerun the study to train it again"
+            ) from None
+
+    def load_or_discard(self, key: str, *, on_warning: Warn | None = None) -> dict[str, np.ndarray] | None:
+        """The arrays of job ``key``, or None when it must be trained (again): not recorded, its file
+        gone, or its file unreadable (truncated, corrupt).
+
+        An unreadable file is never used: it is named in one line to ``on_warning`` (default: a
+        :class:`StoreWarning`), moved aside to ``jobs/<key>.npz.corrupt`` and its record deleted, so
+        :meth:`has` is False and the next :meth:`save` of the key records the retrained job.
+        """
+        file = self._file_of(key)
+        if file is None:
+            return None
+        if not file.is_file():
+            self._forget(key)
+            return None
+        try:
+            return _read_npz(file)
+        except _UNREADABLE as exc:
+            aside = file.with_name(file.name + CORRUPT_SUFFIX)
+            try:
+                os.replace(file, aside)
+                done = f"moved to {aside.relative_to(self.path)}"
+            except OSError as move_error:
+                done = f"could not move it aside ({_one_line(move_error)})"
+            self._forget(key)
+            (on_warning or _warn)(f"{file}: unreadable job file ({_one_line(exc)}); {done}, it will be trained again")
+            return None
+
+    def _forget(self, key: str) -> None:
+        self._db.execute("DELETE FROM jobs WHERE key = ?", (key,))
+        self._db.commit()
 
     def jobs(self) -> list[tuple[str, str, int, float]]:
         return self._db.execute("SELECT key, label, n_members, seconds FROM jobs ORDER BY created").fetchall()

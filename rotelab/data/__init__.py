@@ -5,13 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.data.builtin import BUILTIN
-from rotelab.data.dataset import KINDS, Dataset, make_dataset
+from rotelab.data.dataset import ID_KINDS, KINDS, Dataset, make_dataset
+from rotelab.data.features import feature_warnings
 from rotelab.data.files import load_file
 from rotelab.data.noise import flip_labels
 from rotelab.data.subsets import stratified_subset
 from rotelab.errors import InvalidInputError
 
-__all__ = ["BUILTIN", "KINDS", "Dataset", "make_dataset", "load_dataset", "flip_labels", "stratified_subset"]
+__all__ = [
+    "BUILTIN",
+    "ID_KINDS",
+    "KINDS",
+    "Dataset",
+    "make_dataset",
+    "load_dataset",
+    "feature_warnings",
+    "flip_labels",
+    "stratified_subset",
+]
 
 
 def load_dataset(

@@ -17,23 +17,30 @@ def cache_dir() -> Path:
 
 
 def digits() -> Dataset:
-    """scikit-learn's 8x8 handwritten digits as (1, 8, 8) images in [0, 1]; 80/20 stratified split."""
+    """scikit-learn's 8x8 handwritten digits as (1, 8, 8) images in [0, 1]; 80/20 stratified split.
+
+    Example ids are indices into ``sklearn.datasets.load_digits()`` (its ``images``/``target``),
+    for the pool and the test split alike."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)[:, None]
     y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    # splitting positions picks the same rows, in the same order, as splitting x and y
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0, stratify=y)
     return Dataset(
         name="digits",
-        x_train=np.ascontiguousarray(x_tr),
-        y_train=y_tr,
-        x_test=np.ascontiguousarray(x_te),
-        y_test=y_te,
+        x_train=np.ascontiguousarray(x[tr]),
+        y_train=y[tr],
+        x_test=np.ascontiguousarray(x[te]),
+        y_test=y[te],
         classes=tuple(str(i) for i in range(10)),
         kind="image",
         description="scikit-learn handwritten digits, 8x8 grayscale",
+        train_ids=tr,
+        test_ids=te,
+        id_sources=("load_digits()", "load_digits()"),
     )
 
 
@@ -42,6 +49,7 @@ def mnist1d(*, num_samples: int = 5000, seed: int = 42) -> Dataset:
 
     Generated locally with the package's default arguments (the paper's dataset) and cached
     as .npz; the package's global-seed side effect is undone so callers' RNGs are untouched.
+    Example ids are indices within the generated train split (``x``) and test split (``x_test``).
     """
     path = cache_dir() / f"mnist1d-{num_samples}-{seed}.npz"
     if path.exists():
@@ -76,6 +84,7 @@ def mnist1d(*, num_samples: int = 5000, seed: int = 42) -> Dataset:
         classes=tuple(str(i) for i in range(10)),
         kind="sequence",
         description="MNIST-1D (Greydanus 2020), 1-D sequences of length 40",
+        id_sources=("mnist1d x", "mnist1d x_test"),
     )
 
 
@@ -86,6 +95,7 @@ def synthetic(
 
     Clusters overlap (a linear model reaches about 77% test accuracy), so an MLP fits its
     training set exactly while validation accuracy stays near that: memorization in seconds.
+    Example ids are generation indices: 0..n_train-1 for the pool, then n_train.. for the test split.
     """
     rng = np.random.default_rng(seed)
     centers = rng.normal(0.0, 0.5, size=(n_classes, n_features))
@@ -103,6 +113,9 @@ def synthetic(
         classes=tuple(f"class{i}" for i in range(n_classes)),
         kind="vector",
         description=f"Gaussian clusters, {n_features} features",
+        train_ids=np.arange(n_train),
+        test_ids=np.arange(n_train, n),
+        id_sources=("the generated examples", "the generated examples"),
     )
 
 

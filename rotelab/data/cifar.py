@@ -165,6 +165,11 @@ def load_cifar(path: str | Path, *, label_mode: Literal["fine", "coarse"] = "fin
     ``test_batch``, ``batches.meta``) or ``cifar-100-python/`` (``train``, ``test``, ``meta``)
     directory, or the folder holding one of them. ``label_mode`` picks CIFAR-100's 100 fine or
     20 coarse labels (CIFAR-10 has only one kind). The official test batch is the test split.
+
+    Example ids (``id_kind="index"``) are 0-based indices within the official split: into the
+    train batches read in order (``data_batch_1``..``5``, so with the official 10000-image
+    batches id ``i`` is row ``i % 10000`` of ``data_batch_{i // 10000 + 1}``; CIFAR-100's
+    ``train``), and into the test batch.
     """
     path = Path(path)
     check_choice("label_mode", label_mode, LABEL_MODES)
@@ -192,6 +197,7 @@ def load_cifar(path: str | Path, *, label_mode: Literal["fine", "coarse"] = "fin
     x_train, y_train = split(train_names)
     x_test, y_test = split([test_name])
     title = f"CIFAR-100 ({label_mode} labels)" if cifar100 else "CIFAR-10"
+    train_source = train_names[0] if len(train_names) == 1 else f"{train_names[0]}..{train_names[-1][-1]}"
     ds = make_dataset(
         path.name,
         x_train,
@@ -201,6 +207,7 @@ def load_cifar(path: str | Path, *, label_mode: Literal["fine", "coarse"] = "fin
         classes=classes,
         kind="image",
         description=f"{title}, 32x32 RGB, from {path}",
+        id_sources=(train_source, test_name),
     )
     info = {"format": "cifar-100" if cifar100 else "cifar-10", "path": str(path), "test_split": "test batch"}
     if cifar100:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -12,6 +13,14 @@ from rotelab.validation import check_features, check_labels
 
 #: ``image``: features (C, H, W); ``sequence``: (C, L); ``vector``: (D,).
 KINDS = ("image", "sequence", "vector")
+
+#: What an example id is. ``index``: a 0-based int64 index into the source named in
+#: ``Dataset.id_sources`` (the user's arrays or torch Dataset, an official split, a generator);
+#: ``row``: the 0-based int64 data row of a CSV file, as pandas numbers it (row 0 is the first
+#: line after the header, so ``pd.read_csv(path).iloc[id]``); ``path``: a str file path relative
+#: to the folder the user gave, with ``/`` separators.
+ID_KINDS = ("index", "row", "path")
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,6 +31,15 @@ class Dataset:
     as given, which are the flipped ones after :func:`~rotelab.data.noise.flip_labels`;
     ``y_train_clean`` then keeps the originals. The test split ("new data") is never used
     for training or model selection.
+
+    Every example carries an id that points back to the user's source: ``train_ids``
+    (n_train,) and ``test_ids`` (n_test,), of kind ``id_kind`` (one of :data:`ID_KINDS`: int64
+    for ``index`` and ``row``, str for ``path``). ``id_sources`` names what the train ids and
+    the test ids point into, e.g. ``("x", "x_test")``, or ``("x", "x")`` when the test split was
+    held out of ``x``. Left out, the ids are the positions in ``x_train`` and ``x_test``
+    (``id_sources == ("x_train", "x_test")``). Ids are unique within a source, travel through
+    :func:`~rotelab.data.subsets.stratified_subset` and :func:`~rotelab.data.noise.flip_labels`,
+    and never enter :meth:`fingerprint`: the same arrays give the same jobs and study.
     """
 
     name: str
@@ -34,6 +52,25 @@ class Dataset:
     y_train_clean: np.ndarray | None = None
     description: str = ""
     info: dict = field(default_factory=dict)
+    train_ids: np.ndarray | None = None
+    test_ids: np.ndarray | None = None
+    id_kind: str = "index"
+    id_sources: tuple[str, str] = ("x_train", "x_test")
+
+    def __post_init__(self) -> None:
+        if self.id_kind not in ID_KINDS:
+            raise InvalidInputError(
+                f"{self.name}: unknown id_kind {self.id_kind!r}: expected one of {', '.join(ID_KINDS)}"
+            )
+        if len(self.id_sources) != 2 or not all(isinstance(s, str) for s in self.id_sources):
+            raise InvalidInputError(
+                f"{self.name}: id_sources must be two names (train ids, test ids), got {self.id_sources!r}"
+            )
+        object.__setattr__(self, "id_sources", tuple(self.id_sources))
+        for split, n in (("train", len(self.y_train)), ("test", len(self.y_test))):
+            ids = getattr(self, f"{split}_ids")
+            ids = np.arange(n, dtype=np.int64) if ids is None else _check_ids(self, split, ids, n)
+            object.__setattr__(self, f"{split}_ids", ids)
 
     # ── shapes ─────────────────────────────────────────────────────────────────────────
     @property
@@ -64,8 +101,45 @@ class Dataset:
         """Int (n_train,): the true training labels (the given ones when no noise was injected)."""
         return self.y_train if self.y_train_clean is None else self.y_train_clean
 
+    # ── example ids ─────────────────────────────────────────────────────────────────────
+    def ids_of(self, indices, *, split: Literal["train", "test"] = "train") -> np.ndarray:
+        """Ids, shape (n,), of the examples at ``indices`` (n,): positions in the training pool
+        (``x_train``), or in ``x_test`` with ``split="test"``. Bool masks work too."""
+        if split not in SPLITS:
+            raise InvalidInputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+        ids = self.train_ids if split == "train" else self.test_ids
+        try:
+            return ids[np.asarray(indices)]
+        except IndexError as exc:
+            raise InvalidInputError(
+                f"{self.name}: {split} indices out of range for {len(ids)} examples ({exc})"
+            ) from None
+
+    def all_ids(self) -> np.ndarray:
+        """Ids (n_train + n_test,): the training pool, then the test split, the order in which
+        studies concatenate ``x_train`` and ``x_test``. Pair with :meth:`all_id_sources`: train and
+        test ids may point into different sources (the same number then names two examples)."""
+        return np.concatenate([self.train_ids, self.test_ids])
+
+    def all_id_sources(self) -> np.ndarray:
+        """Str (n_train + n_test,): what each id of :meth:`all_ids` points into (``id_sources``)."""
+        return np.repeat(np.array(self.id_sources), [self.n_train, self.n_test])
+
+    @property
+    def id_description(self) -> str:
+        """One line saying what the ids are, for summaries, reports and --json."""
+        train, test = self.id_sources
+        where = train if train == test else f"{train} (train pool) and {test} (test split)"
+        return {
+            "index": f"0-based index into {where}",
+            "row": f"0-based data row of {where} (row 0 = the first line after the header, "
+            "as pandas numbers them: pd.read_csv(path).iloc[id])",
+            "path": f"file path relative to {where}",
+        }[self.id_kind]
+
     def fingerprint(self) -> str:
-        """Hash of the arrays and names, so a stored job is reused only for identical data."""
+        """Hash of the arrays and names, so a stored job is reused only for identical data.
+        The example ids are left out: the same arrays give the same jobs whatever their ids."""
         h = hashlib.sha256()
         for arr in (self.x_train, self.y_train, self.x_test, self.y_test):
             h.update(str(arr.shape).encode())
@@ -84,11 +158,41 @@ class Dataset:
             "n_train": self.n_train,
             "n_test": self.n_test,
             "n_noisy": int(self.noisy_mask.sum()),
+            "id_kind": self.id_kind,
+            "id_sources": list(self.id_sources),
+            "ids": self.id_description,
             **self.info,
         }
 
     def with_(self, **changes) -> "Dataset":
         return replace(self, **changes)
+
+
+def _check_ids(ds: Dataset, split: str, ids, n: int) -> np.ndarray:
+    """Ids of one split as a (n,) int64 array (``index``/``row``) or str array (``path``), unique."""
+    arr = np.asarray(ids)
+    if arr.shape != (n,):
+        raise InvalidInputError(f"{ds.name}: {split}_ids must have shape ({n},), one per example, got {arr.shape}")
+    if ds.id_kind == "path":
+        if arr.dtype.kind != "U":
+            raise InvalidInputError(f"{ds.name}: {split}_ids of kind 'path' must be strings, got dtype {arr.dtype}")
+    elif arr.dtype.kind not in "iu" or (n and arr.min() < 0):
+        raise InvalidInputError(
+            f"{ds.name}: {split}_ids of kind {ds.id_kind!r} must be non-negative integers, got dtype {arr.dtype}"
+            + (f" with minimum {arr.min()}" if arr.dtype.kind in "iu" else "")
+        )
+    else:
+        arr = arr.astype(np.int64, copy=False)
+    if len(np.unique(arr)) != n:
+        raise InvalidInputError(f"{ds.name}: {split}_ids repeat an id; each example needs its own")
+    if split == "test" and ds.id_sources[0] == ds.id_sources[1]:
+        shared = np.intersect1d(ds.train_ids, arr)
+        if len(shared):
+            raise InvalidInputError(
+                f"{ds.name}: id {shared[0].item()!r} is both a train and a test id of {ds.id_sources[0]}; "
+                "give id_sources two names when the splits come from two sources"
+            )
+    return arr
 
 
 def make_dataset(
@@ -103,6 +207,10 @@ def make_dataset(
     description: str = "",
     test_fraction: float = 0.2,
     seed: int = 0,
+    train_ids=None,
+    test_ids=None,
+    id_kind: Literal["index", "row", "path"] = "index",
+    id_sources: tuple[str, str] | None = None,
 ) -> Dataset:
     """Validate user arrays and build a :class:`Dataset`.
 
@@ -110,6 +218,11 @@ def make_dataset(
     split, a stratified ``test_fraction`` of the data is held out (seeded) as the test split.
     ``kind`` is inferred from the feature rank when not given: (D,) vector, (C, L) sequence,
     (H, W) or (C, H, W) image.
+
+    ``train_ids`` (n,) and ``test_ids`` (n_test,) name each example in the user's source (kind
+    ``id_kind``, see :data:`ID_KINDS`), by default its index into ``x_train``/``x_test``; a held-out
+    test split keeps the ids of its rows. ``id_sources`` names what they point into: by default
+    ``("x", "x_test")``, or ``("x", "x")`` when the test split is held out.
     """
     x_train = check_features(f"{name}: x_train", x_train)
     if (x_test is None) != (y_test is None):
@@ -118,21 +231,12 @@ def make_dataset(
     if x_test is not None:
         x_test = check_features(f"{name}: x_test", x_test)
         y_test = check_labels(f"{name}: y_test", y_test, n_samples=len(x_test))
-    if classes is None:
-        top = max(int(y_train.max()), int(y_test.max()) if y_test is not None else 0)
-        classes = tuple(str(i) for i in range(top + 1))
-    classes = tuple(str(c) for c in classes)
-    if len(classes) < 2:
-        raise InvalidInputError(f"{name}: need at least 2 classes, got {len(classes)}")
+    classes = _check_classes(name, classes, y_train, y_test)
     y_train = check_labels(f"{name}: y_train", y_train, n_samples=len(x_train), n_classes=len(classes))
-    if x_test is None:
-        x_train, y_train, x_test, y_test = _stratified_holdout(x_train, y_train, test_fraction, seed, name)
-    else:
-        y_test = check_labels(f"{name}: y_test", y_test, n_samples=len(x_test), n_classes=len(classes))
-        if x_test.shape[1:] != x_train.shape[1:]:
-            raise InvalidInputError(
-                f"{name}: x_test has feature shape {x_test.shape[1:]} but x_train has {x_train.shape[1:]}"
-            )
+    (x_train, y_train, train_ids), (x_test, y_test, test_ids), held_out = _test_split(
+        name, (x_train, y_train, train_ids), (x_test, y_test, test_ids), len(classes), test_fraction, seed
+    )
+    id_sources = id_sources or (("x", "x") if held_out else ("x", "x_test"))
     x_train, x_test, kind = _canonical_layout(x_train, x_test, kind, name)
     return Dataset(
         name=name,
@@ -143,7 +247,44 @@ def make_dataset(
         classes=classes,
         kind=kind,
         description=description,
+        train_ids=train_ids,
+        test_ids=test_ids,
+        id_kind=id_kind,
+        id_sources=tuple(id_sources),
     )
+
+
+def _test_split(name: str, train: tuple, test: tuple, n_classes: int, fraction: float, seed: int):
+    """((x, y, ids) of the pool, (x, y, ids) of the test split, whether the test split was held out).
+
+    Without ``x_test`` a stratified ``fraction`` of the pool is held out; its ids go with it."""
+    x, y, ids = train
+    x_test, y_test, test_ids = test
+    ids = np.arange(len(x), dtype=np.int64) if ids is None else np.asarray(ids)
+    if ids.shape != (len(x),):
+        raise InvalidInputError(f"{name}: train_ids must have shape ({len(x)},), got {ids.shape}")
+    if x_test is not None:
+        y_test = check_labels(f"{name}: y_test", y_test, n_samples=len(x_test), n_classes=n_classes)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise InvalidInputError(
+                f"{name}: x_test has feature shape {x_test.shape[1:]} but x_train has {x.shape[1:]}"
+            )
+        return (x, y, ids), (x_test, y_test, test_ids), False
+    if test_ids is not None:
+        raise InvalidInputError(f"{name}: test_ids given without x_test; give x_test and y_test too")
+    kept, held = _stratified_holdout(y, fraction, seed, name)
+    return (x[kept], y[kept], ids[kept]), (x[held], y[held], ids[held]), True
+
+
+def _check_classes(name: str, classes, y_train: np.ndarray, y_test: np.ndarray | None) -> tuple[str, ...]:
+    """Class names as str; "0".."K-1" from the largest label when not given."""
+    if classes is None:
+        top = max(int(y_train.max()), int(y_test.max()) if y_test is not None else 0)
+        classes = tuple(str(i) for i in range(top + 1))
+    classes = tuple(str(c) for c in classes)
+    if len(classes) < 2:
+        raise InvalidInputError(f"{name}: need at least 2 classes, got {len(classes)}")
+    return classes
 
 
 def _canonical_layout(x_train, x_test, kind, name):
@@ -167,15 +308,18 @@ def _canonical_layout(x_train, x_test, kind, name):
     return x_train, x_test, kind
 
 
-def _stratified_holdout(x, y, fraction, seed, name):
+def _stratified_holdout(y: np.ndarray, fraction: float, seed: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) positions into ``y`` (n,): a seeded, stratified ``fraction`` held out.
+
+    Splitting positions gives the same rows in the same order as splitting the arrays
+    themselves, so datasets (and their fingerprints) are unchanged by carrying ids.
+    """
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
     try:
-        x_tr, x_te, y_tr, y_te = train_test_split(
-            x, y, test_size=fraction, random_state=seed, stratify=stratify
-        )
+        kept, held = train_test_split(np.arange(len(y)), test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError as exc:
         raise InvalidInputError(f"{name}: cannot hold out a test split ({exc})") from None
-    return x_tr, y_tr, x_te, y_te
+    return kept, held

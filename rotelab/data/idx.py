@@ -114,17 +114,9 @@ def _read_split(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     return (x.astype(np.float32) / 255.0)[:, None], y.astype(np.int64)
 
 
-def load_idx(path: str | Path) -> Dataset:
-    """Load MNIST-style IDX files into (1, H, W) float32 images in [0, 1] and int64 labels.
-
-    ``path`` is a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte`` and
-    optionally ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (each may end in ``.gz``;
-    '.' before ``idx`` also works; torchvision's ``MNIST/raw/`` is found from ``MNIST/``), or one
-    images file whose labels file sits beside it. Without a t10k pair (or given one file), a
-    stratified 20% becomes the test split. Classes are the digits "0".."9" (or "0".."K-1" when
-    labels go higher): Fashion-MNIST's and KMNIST's names cannot be told from the files.
-    """
-    path = Path(path)
+def _idx_pairs(path: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], list[Path]]:
+    """{"train": (images, labels), "t10k": (images, labels) or (None, None)} and the files found,
+    from a directory or from one images file with its labels file beside it."""
     if path.is_dir():
         directory = idx_directory(path) or path
         found = _find_idx_files(directory)
@@ -158,6 +150,25 @@ def load_idx(path: str | Path) -> Dataset:
             pair.append(hit)
         pairs = {"train": tuple(pair), "t10k": (None, None)}
         files = pair
+    return pairs, files
+
+
+def load_idx(path: str | Path) -> Dataset:
+    """Load MNIST-style IDX files into (1, H, W) float32 images in [0, 1] and int64 labels.
+
+    ``path`` is a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte`` and
+    optionally ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (each may end in ``.gz``;
+    '.' before ``idx`` also works; torchvision's ``MNIST/raw/`` is found from ``MNIST/``), or one
+    images file whose labels file sits beside it. Without a t10k pair (or given one file), a
+    stratified 20% becomes the test split. Classes are the digits "0".."9" (or "0".."K-1" when
+    labels go higher): Fashion-MNIST's and KMNIST's names cannot be told from the files.
+
+    Example ids (``id_kind="index"``) are 0-based indices within the official split: into the
+    train images file for the pool (and for a held-out test split), into the t10k file for the
+    test split; ``id_sources`` names those files.
+    """
+    path = Path(path)
+    pairs, files = _idx_pairs(path)
     x_train, y_train = _read_split(*pairs["train"])
     x_test = y_test = None
     if pairs["t10k"][0] is not None:
@@ -170,6 +181,8 @@ def load_idx(path: str | Path) -> Dataset:
     top = int(max(y_train.max(initial=0), -1 if y_test is None else y_test.max(initial=0)))
     classes = tuple(str(i) for i in range(max(10, top + 1)))
     height, width = x_train.shape[2:]
+    train_file = pairs["train"][0].name
+    test_file = train_file if pairs["t10k"][0] is None else pairs["t10k"][0].name
     ds = make_dataset(
         path.name,
         x_train,
@@ -179,6 +192,7 @@ def load_idx(path: str | Path) -> Dataset:
         classes=classes,
         kind="image",
         description=f"IDX images ({height}x{width} grayscale, MNIST-style) from {path}",
+        id_sources=(train_file, test_file),
     )
     return ds.with_(
         info={

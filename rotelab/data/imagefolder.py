@@ -82,15 +82,13 @@ def _read_images(items: list[tuple[Path, int]], mode: str, size: tuple[int, int]
     return x, np.array([label for _, label in items], dtype=np.int64)
 
 
-def load_image_folder(path: str | Path) -> Dataset:
-    """Load ``path/<class>/<image>`` (or ``path/train/<class>/…`` and ``path/test/<class>/…``).
+def _relative(items: list[tuple[Path, int]], root: Path) -> np.ndarray:
+    """Str (n,): each file's path relative to ``root``, with ``/`` separators on every system."""
+    return np.array([f.relative_to(root).as_posix() for f, _ in items], dtype=str)
 
-    Class names are the sorted subfolder names (those of ``train/`` in the split layout).
-    Images are converted to grayscale "L" when all are grayscale, else "RGB", and returned as
-    float32 (C, H, W) in [0, 1] (16-bit grayscale is scaled by 65535); all must have one size.
-    Without train/ and test/, a stratified 20% becomes the test split.
-    """
-    path = Path(path)
+
+def _find_images(path: Path) -> tuple[list[str], list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """(class names, train (file, label) items, test items: empty unless ``train/`` and ``test/``)."""
     if not path.is_dir():
         raise InvalidInputError(f"{path}: an image folder must be a directory")
     top = {p.name: p for p in _subdirs(path)}
@@ -128,6 +126,23 @@ def load_image_folder(path: str | Path) -> Dataset:
         )
     if split and not test:
         raise InvalidInputError(f"{top['test']}: no images in the class folders")
+    return classes, train, test
+
+
+def load_image_folder(path: str | Path) -> Dataset:
+    """Load ``path/<class>/<image>`` (or ``path/train/<class>/…`` and ``path/test/<class>/…``).
+
+    Class names are the sorted subfolder names (those of ``train/`` in the split layout).
+    Images are converted to grayscale "L" when all are grayscale, else "RGB", and returned as
+    float32 (C, H, W) in [0, 1] (16-bit grayscale is scaled by 65535); all must have one size.
+    Without train/ and test/, a stratified 20% becomes the test split.
+
+    Example ids (``id_kind="path"``) are the image paths relative to ``path`` with ``/``
+    separators: ``cat/0.png``, or ``train/cat/0.png`` and ``test/cat/0.png`` in the split layout.
+    """
+    path = Path(path)
+    classes, train, test = _find_images(path)
+    split = bool(test)
     size, gray = _read_headers(train + test)
     mode = "L" if gray else "RGB"
     x_train, y_train = _read_images(train, mode, size)
@@ -143,6 +158,10 @@ def load_image_folder(path: str | Path) -> Dataset:
         description=(
             f"image folder, {size[0]}x{size[1]} {'grayscale' if gray else 'RGB'}, {len(classes)} classes, from {path}"
         ),
+        train_ids=_relative(train, path),
+        test_ids=_relative(test, path) if split else None,
+        id_kind="path",
+        id_sources=(str(path), str(path)),
     )
     return ds.with_(
         info={

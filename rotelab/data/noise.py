@@ -13,7 +13,7 @@ def flip_labels(dataset: Dataset, fraction: float, *, seed: int = 0) -> Dataset:
 
     The flipped examples are chosen uniformly without replacement; the new label is drawn
     uniformly from the other classes, so every flipped label is wrong. The originals are
-    kept in ``y_train_clean``; the test split is never touched.
+    kept in ``y_train_clean``; the test split and the example ids are never touched.
     """
     fraction = check_float("label noise", fraction, low=0.0, high=1.0, high_open=True)
     if fraction == 0.0:

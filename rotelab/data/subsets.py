@@ -9,7 +9,10 @@ from rotelab.errors import InvalidInputError
 
 
 def stratified_subset(dataset: Dataset, n: int, *, seed: int = 0) -> Dataset:
-    """Keep ``n`` training examples, class proportions preserved (seeded); test split unchanged."""
+    """Keep ``n`` training examples, class proportions preserved (seeded); test split unchanged.
+
+    The kept examples stay in their pool order and keep their ids (``train_ids``), so the
+    subset still points back to the user's source."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise InvalidInputError(f"train size must be a positive whole number, got {n!r}")
     if n > dataset.n_train:
@@ -34,5 +37,6 @@ def stratified_subset(dataset: Dataset, n: int, *, seed: int = 0) -> Dataset:
         x_train=dataset.x_train[idx],
         y_train=dataset.y_train[idx],
         y_train_clean=None if dataset.y_train_clean is None else dataset.y_train_clean[idx],
+        train_ids=dataset.train_ids[idx],
         info={**dataset.info, "train_size": int(n)},
     )

@@ -44,16 +44,21 @@ def from_torch_dataset(dataset: Any, *, name: str = "torch-dataset") -> tuple[np
 
 def from_user_data(data: Any, *, classes=None, kind: str | None = None) -> Dataset:
     """``(x, y)``, ``(x, y, x_test, y_test)`` of arrays/tensors, or a torch Dataset (or a
-    ``(train_dataset, test_dataset)`` pair of them) -> validated :class:`Dataset`."""
+    ``(train_dataset, test_dataset)`` pair of them) -> validated :class:`Dataset`.
+
+    Example ids are indices into what the user passed: ``x`` and ``x_test``, or ``dataset[i]``.
+    Without a test split, a stratified 20% of ``x`` (or of the Dataset) is held out, seeded, and
+    its ids still index ``x`` (``id_sources == ("x", "x")``)."""
     import torch.utils.data as tud
 
     if isinstance(data, tud.Dataset):
         x, y = from_torch_dataset(data)
-        return make_dataset("torch-dataset", x, y, classes=classes, kind=kind)
+        return make_dataset("torch-dataset", x, y, classes=classes, kind=kind, id_sources=("dataset", "dataset"))
     if isinstance(data, (tuple, list)):
         if len(data) == 2 and all(isinstance(d, tud.Dataset) for d in data):
             (x, y), (xt, yt) = from_torch_dataset(data[0], name="train dataset"), from_torch_dataset(data[1], name="test dataset")
-            return make_dataset("torch-dataset", x, y, xt, yt, classes=classes, kind=kind)
+            return make_dataset("torch-dataset", x, y, xt, yt, classes=classes, kind=kind,
+                                id_sources=("train dataset", "test dataset"))
         if len(data) in (2, 4):
             arrays = [_to_numpy(a) for a in data]
             return make_dataset("arrays", *arrays, classes=classes, kind=kind)

@@ -512,7 +512,8 @@ def test_csv_numeric_labels(tmp_path, rng):
         idx = x[:, 0].astype(int)
         np.testing.assert_array_equal(x, table[idx, :3])
         np.testing.assert_array_equal(y, table[idx, 3] - 1)
-    assert ds.info == {"format": "csv", "path": str(path), "label_column": "label", "test_split": "held out 20%"}
+    assert ds.info == {"format": "csv", "path": str(path), "label_column": "label", "test_split": "held out 20%",
+                       "feature_columns": ["idx", "f1", "f2"]}
 
 
 def test_csv_string_labels_and_tsv(tmp_path):

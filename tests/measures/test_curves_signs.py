@@ -59,3 +59,116 @@ def test_thresholds_are_respected():
     assert read_signs(**kw).severity == "mild"
     assert read_signs(**kw, thresholds=Thresholds(strong=0.06)).severity == "strong"
     assert read_signs(**kw, thresholds=Thresholds(gap=0.10)).verdict == "healthy"
+
+
+# ── a test set from another distribution ───────────────────────────────────────────────
+def _old_read_signs(train_acc, val_acc, train_loss, val_loss, test_acc, t=Thresholds()):
+    """The verdict as it was before the test-shift check: the reference for unshifted cases."""
+    onset = memorization_onset(train_loss, val_loss, rise=t.rise)
+    tr, va = float(train_acc[-1]), float(val_acc[-1])
+    s1 = tr >= t.fit and tr - va >= t.gap
+    s2 = loss_gap_widening(train_loss, val_loss, onset)
+    s3 = tr - float(test_acc) >= t.gap
+    verdict = "memorizing" if s1 + s2 + s3 >= 2 else "underfitting" if tr < t.fit else "healthy"
+    severity = ""
+    if verdict == "memorizing":
+        severity = "strong" if max(tr - va, tr - float(test_acc)) >= t.strong else "mild"
+    return s1, s2, s3, verdict, onset, severity
+
+
+def _rising():
+    """Validation loss bottoms out at epoch 2 and rises 60% while training loss keeps falling."""
+    return dict(train_loss=2.0 / (np.arange(5) + 1), val_loss=np.array([2.0, 1.2, 1.0, 1.3, 1.6]))
+
+
+def test_shifted_test_set_is_named_not_counted_as_memorization():
+    # the IDX case: a 2.8-point train−validation gap, but the test set is 12 points below validation
+    s = read_signs(train_acc=np.array([.9, 1.0]), val_acc=np.array([.9, .972]), test_acc=0.852, **_rising())
+    assert _old_read_signs(np.array([.9, 1.0]), np.array([.9, .972]), test_acc=0.852, **_rising())[3:] == (
+        "memorizing", 2, "strong")  # what it said before
+    assert s.test_shift and s.verdict == "healthy" and s.severity == ""
+    assert (s.train_high_val_low, s.loss_gap_widening, s.poor_on_new_data) == (False, True, False)
+    assert s.note == "test set differs from the training distribution (validation 97.2%, test 85.2%)"
+    e = s.evidence["test_shift"]
+    assert (round(e.value, 6), e.threshold, e.unit) == (12.0, 5.0, "points")
+    assert e.text == "validation 97.2% and test 85.2% are 12.0 points apart (> 5)"
+    assert s.evidence["poor_on_new_data"].text == (
+        "train 100.0% − test 85.2% = 14.8 points ≥ 5; not counted: test set differs from the training distribution")
+
+
+def test_shift_when_test_is_better_than_validation():
+    s = read_signs(train_acc=np.array([.9, 1.0]), val_acc=np.array([.8, .85]), test_acc=0.95, **_rising())
+    assert s.test_shift and s.verdict == "memorizing"  # signs 1 and 2 still count
+    assert s.severity == "strong"  # from the 15-point validation gap
+
+
+def test_shift_leaves_the_severity_to_the_validation_gap():
+    s = read_signs(train_acc=np.array([.9, 1.0]), val_acc=np.array([.9, .92]), test_acc=0.70, **_rising())
+    assert s.test_shift and s.verdict == "memorizing" and s.severity == "mild"  # 8 points, not the test's 30
+
+
+@pytest.mark.parametrize("test_acc,shifted", [(0.92, False), (0.9201, True), (0.82, False), (0.8199, True)])
+def test_shift_needs_more_than_the_threshold(test_acc, shifted):
+    kw = dict(train_acc=np.array([.9, 1.0]), val_acc=np.array([.9, .87]), **_rising())
+    assert read_signs(test_acc=test_acc, **kw).test_shift == shifted
+    assert read_signs(test_acc=test_acc, thresholds=Thresholds(shift=0.2), **kw).test_shift is False
+
+
+def test_unshifted_verdicts_are_exactly_as_before(rng):
+    seen = set()
+    for _ in range(400):
+        n = int(rng.integers(2, 8))
+        train_acc = np.sort(rng.uniform(0.5, 1.0, n))
+        val_acc = train_acc - rng.uniform(0, 0.2, n)
+        test_acc = float(np.clip(val_acc[-1] + rng.uniform(-0.05, 0.05), 0, 1))
+        train_loss = np.sort(rng.uniform(0.01, 2.0, n))[::-1]
+        val_loss = rng.uniform(0.3, 2.0, n)
+        s = read_signs(train_acc=train_acc, val_acc=val_acc, train_loss=train_loss, val_loss=val_loss,
+                       test_acc=test_acc)
+        assert not s.test_shift and s.note == ""
+        old = _old_read_signs(train_acc, val_acc, train_loss, val_loss, test_acc)
+        assert (s.train_high_val_low, s.loss_gap_widening, s.poor_on_new_data, s.verdict, s.onset, s.severity) == old
+        seen.add((s.verdict, s.severity))
+    assert seen == {("memorizing", "strong"), ("memorizing", "mild"), ("healthy", ""), ("underfitting", "")}
+
+
+# ── each sign's deciding number ────────────────────────────────────────────────────────
+def test_evidence_of_a_memorizing_model():
+    s = read_signs(train_acc=np.array([.5, .8, .95, .99, 1.0]), val_acc=np.array([.5, .7, .72, .71, .70]),
+                   test_acc=0.69, **_rising())
+    e = s.evidence
+    assert set(e) == {"train_high_val_low", "loss_gap_widening", "poor_on_new_data", "test_shift"}
+    assert e["train_high_val_low"].text == "train 100.0% ≥ 90% and gap to validation 30.0 points ≥ 5"
+    assert (round(e["train_high_val_low"].value, 6), e["train_high_val_low"].threshold) == (30.0, 5.0)
+    assert e["loss_gap_widening"].text == ("validation loss ends 60.0% above its minimum (≥ 2%) while training loss "
+                                           "fell; validation − training loss 0.333 → 1.200")
+    assert (round(e["loss_gap_widening"].value, 6), e["loss_gap_widening"].threshold) == (60.0, 2.0)
+    assert e["poor_on_new_data"].text == "train 100.0% − test 69.0% = 31.0 points ≥ 5"
+    assert e["test_shift"].text == "validation 70.0% and test 69.0% are 1.0 points apart (≤ 5)"
+
+
+def test_evidence_of_signs_that_are_absent():
+    s = read_signs(train_acc=np.array([.3, .5]), val_acc=np.array([.3, .49]), train_loss=np.array([2., 1.5]),
+                   val_loss=np.array([2., 1.5]), test_acc=0.48)
+    assert s.evidence["train_high_val_low"].text == "train 50.0% < 90%: the model does not fit its data"
+    assert (s.evidence["train_high_val_low"].value, s.evidence["train_high_val_low"].unit) == (50.0, "%")
+    assert s.evidence["loss_gap_widening"].text == "validation loss is lowest at the last epoch"
+    assert s.evidence["poor_on_new_data"].text == "train 50.0% − test 48.0% = 2.0 points < 5"
+    healthy = read_signs(train_acc=np.array([.9, .99]), val_acc=np.array([.9, .97]), train_loss=np.array([.3, .05]),
+                         val_loss=np.array([.3, .1]), test_acc=0.965)
+    assert healthy.evidence["train_high_val_low"].text == "train 99.0% ≥ 90% and gap to validation 2.0 points < 5"
+
+
+@pytest.mark.parametrize("train_loss,val_loss,text", [
+    ([2.0, 1.0, 0.5], [2.0, 1.0, 1.015], "validation loss ends 1.5% above its minimum (< 2%)"),
+    ([2.0, 1.0, 1.2], [2.0, 1.0, 1.5], "validation loss ends 50.0% above its minimum (≥ 2%) but training loss "
+                                       "stopped falling too"),
+    ([2.0, 0.5, 0.1], [2.0, 1.0, 1.2], "validation loss ends 20.0% above its minimum (≥ 2%) while training loss "
+                                       "fell; validation − training loss 0.500 → 1.100"),
+    ([2.0], [2.0], "fewer than 2 epochs of validation loss: no rise to see"),
+])
+def test_loss_sign_evidence(train_loss, val_loss, text):
+    s = read_signs(train_acc=np.ones(len(val_loss)), val_acc=np.ones(len(val_loss)), train_loss=np.array(train_loss),
+                   val_loss=np.array(val_loss), test_acc=1.0)
+    assert s.evidence["loss_gap_widening"].text == text
+    assert s.loss_gap_widening == ("while training loss fell" in text)
