@@ -73,8 +73,26 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _one_line_warnings() -> None:
+    """rotelab's own warnings as one line each on stderr (``warning: ...``); others as Python shows them."""
+    import warnings
+
+    from rotelab.errors import RotelabWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RotelabWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a RotelabError is one line on stderr and exit code 2, never a traceback."""
+    _one_line_warnings()
     command = typer.main.get_command(build_app())
     try:
         command.main(args=argv, prog_name="rotelab", standalone_mode=True)

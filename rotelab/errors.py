@@ -19,6 +19,14 @@ class StoreError(RotelabError):
     """A study directory that is missing files or was written by another version of rotelab."""
 
 
+class RotelabWarning(UserWarning):
+    """Something the user should know that did not stop the study (the CLI prints one line)."""
+
+
+class DataWarning(RotelabWarning):
+    """Data that trains, but likely not as the user meant (a constant feature, huge values)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C while jobs were training: ``stored`` of ``total`` jobs are safe in the store."""
 

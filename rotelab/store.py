@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rotelab.errors import StoreError
+from rotelab.errors import RotelabWarning, StoreError
 
 FORMAT_VERSION = 1
 STUDY_FILE = "study.json"
@@ -46,7 +46,7 @@ _SCHEMA = (
 _UNREADABLE = (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error)
 
 
-class StoreWarning(UserWarning):
+class StoreWarning(RotelabWarning):
     """A damaged file in a study directory that rotelab repaired; the message names it."""
 
 

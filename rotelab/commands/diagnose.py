@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from rotelab.commands.options import out, pct, study_command
 from rotelab.commands.tables import Column, print_table
 
@@ -31,23 +33,20 @@ def render(r: Any) -> None:
         onset = f" (validation loss has crept up since epoch {r.onset_epoch})"
     strength = f" ({r.severity})" if r.severity else ""
     out.print(f"verdict: [bold {color}]{r.verdict}{strength}[/bold {color}]{onset}")
+    if r.note:
+        out.print(f"[yellow]note:[/yellow] {escape(r.note)}; the third sign is not counted")
     out.print(f"[dim]study: {r.study_dir}[/dim]")
 
 
+SIGNS = {"train_high_val_low": "high train, low validation accuracy", "loss_gap_widening": "widening loss gap",
+         "poor_on_new_data": "poor on new data"}
+
+
 def sign_lines(r: Any) -> list[str]:
-    """Each sign with the numbers that decided it and their thresholds."""
-    f, th = r.final, r.thresholds
+    """Each sign, yes or no, with the numbers that decided it and their thresholds."""
     ok, no = "[red]yes[/red]", "[green]no[/green]"
-    gap, fit = 100 * th.get("gap", 0.05), 100 * th.get("fit", 0.9)
-    return [
-        f"high train, low validation accuracy: {ok if r.signs['train_high_val_low'] else no}  (train "
-        f"{pct(f['train_acc'])} vs ≥ {fit:.0f}%, gap {100 * f['acc_gap']:.1f} vs ≥ {gap:.0f} points)",
-        f"widening loss gap: {ok if r.signs['loss_gap_widening'] else no}  (validation − train loss "
-        f"{f['loss_gap']:.3f}; validation loss rose ≥ {100 * th.get('rise', 0.02):.0f}% above its minimum"
-        f"{' while training loss fell' if r.onset_epoch else ': no'})",
-        f"poor on new data: {ok if r.signs['poor_on_new_data'] else no}  (train − test "
-        f"{100 * f['test_gap']:.1f} vs ≥ {gap:.0f} points; test {pct(f['test_acc'])})",
-    ]
+    return [f"{label}: {ok if r.signs[name] else no}  ({escape(r.evidence.get(name, {}).get('text', ''))})"
+            for name, label in SIGNS.items()]
 
 
 command = study_command("diagnose", render, "Is the model memorizing? The three signs, the onset epoch and a verdict.")

@@ -23,7 +23,7 @@ def render(r: Any) -> None:
         out.print(f"score mean {s['mean_score']:.3f} · median {q['median']:.3f} · p90 {q['p90']:.3f} · "
                   f"p99 {q['p99']:.3f} · above 0.5: {pct(s['share_above_0_5'])}; accuracy on own subset "
                   f"{pct(acc['train'])}, on held-out pool {pct(acc['held_out'])}, on test {pct(acc['test'])}")
-        _top(s, d["classes"], f"most memorized · {cell}")
+        _top(s, d, f"most memorized · {cell}")
         out.print(f"stability: scores from two disjoint halves of the models correlate at r = "
                   f"[bold]{num(s['split_half_correlation'])}[/bold] (mean standard error {s['mean_stderr']:.3f})")
         if s["flipped_auc_score"] is not None:
@@ -49,13 +49,14 @@ def _label(classes: list[str], i: int) -> str:
     return classes[i] if 0 <= i < len(classes) else "–"
 
 
-def _top(s: dict, classes: list[str], title: str) -> None:
-    cols = [Column("example", key=True), Column("given\nlabel", key=True), Column("predicted\n(held out)", key=True),
+def _top(s: dict, dataset: dict, title: str) -> None:
+    classes = dataset["classes"]
+    cols = [Column("id", key=True), Column("given\nlabel", key=True), Column("predicted\n(held out)", key=True),
             Column("score", key=True), Column("±\nstderr"), Column("flipped")]
-    rows = [[str(row["index"]), _label(classes, row["given_label"]), _label(classes, row["predicted_label"]),
+    rows = [[str(row["id"]), _label(classes, row["given_label"]), _label(classes, row["predicted_label"]),
              f"{row['score']:.3f}", f"{row['stderr']:.3f}", "yes" if row["flipped"] else ""]
             for row in s["top_memorized"]]
-    print_table(out, title, cols, rows)
+    print_table(out, title, cols, rows, caption=f"id: {dataset.get('ids', 'position in the training pool')}")
 
 
 def _attacks(s: dict, title: str) -> None:

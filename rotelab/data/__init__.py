@@ -39,6 +39,10 @@ def load_dataset(
     The subset is taken first and the noise injected into it, so ``--train-size 300
     --label-noise 0.2`` flips 60 of the 300 examples.
     """
+    given = sorted(k for k, v in file_options.items() if v is not None)
+    if given and (not isinstance(data, (str, Path)) or str(data) in BUILTIN):
+        what = "built-in data" if isinstance(data, str) else "data given from Python"
+        raise InvalidInputError(f"{given[0]} applies to dataset files (e.g. a CSV), not to {what}; leave it out")
     if isinstance(data, Dataset):
         ds = data
     elif not isinstance(data, (str, Path)):

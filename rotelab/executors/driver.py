@@ -13,6 +13,14 @@ from rotelab.progress import Progress
 from rotelab.store import Store
 
 
+class JobResults(list):
+    """Each job's arrays in the order of the jobs; ``trained`` and ``reused`` count how."""
+
+    def __init__(self, arrays: list[dict[str, np.ndarray]], *, trained: int, reused: int):
+        super().__init__(arrays)
+        self.trained, self.reused = trained, reused
+
+
 def run_jobs(
     jobs: Sequence[Job],
     examples: Examples,
@@ -22,10 +30,11 @@ def run_jobs(
     device: str = "auto",
     threads: int | None = None,
     executor: Executor | None = None,
-) -> list[dict[str, np.ndarray]]:
+) -> JobResults:
     """Train (or load) every job; returns each job's arrays in the order of ``jobs``.
 
-    A job already in ``store`` is loaded, never trained again; every other one goes to
+    A job already in ``store`` is loaded, never trained again; a stored file that cannot be
+    read is named in one warning, set aside and trained again. Every other job goes to
     ``executor`` (default: in this process) and is written to the store as soon as it
     finishes, so an interrupted study keeps it. Only this function writes job results.
     """
@@ -37,7 +46,7 @@ def run_jobs(
     results: list[dict[str, np.ndarray] | None] = [None] * len(jobs)
     for i, key in enumerate(keys):
         if store.has(key):
-            results[i] = store.load(key)
+            results[i] = store.load_or_discard(key)
     todo = [i for i, r in enumerate(results) if r is None]
     progress.start(total=sum(jobs[i].recipe.epochs for i in todo), cached=len(jobs) - len(todo), n_jobs=len(jobs))
     try:
@@ -50,4 +59,4 @@ def run_jobs(
         raise Interrupted(sum(r is not None for r in results), len(jobs)) from None
     finally:
         progress.stop()
-    return results  # type: ignore[return-value]
+    return JobResults(results, trained=len(todo), reused=len(jobs) - len(todo))  # type: ignore[arg-type]

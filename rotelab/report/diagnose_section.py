@@ -26,16 +26,21 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
                      c["train_acc"][i] - c["val_acc"][i]])
     if result.get("severity"):
         text = f"({result['severity']}) " + text
+    if result.get("note"):
+        text += f" Note: {result['note']}; the third sign is not counted."
+    evidence = result.get("evidence", {})
+    fallback = {  # studies stored before the evidence was recorded
+        "train_high_val_low": f"train {pct(f['train_acc'])}, validation {pct(f['val_acc'])}",
+        "loss_gap_widening": f"validation − training loss {f['loss_gap']:.3f} at the end",
+        "poor_on_new_data": f"test accuracy {pct(f['test_acc'])} vs training {pct(f['train_acc'])}",
+    }
     return [
         {"kind": "verdict", "verdict": result["verdict"], "text": text},
         {"kind": "signs", "entries": [
-            ("high training accuracy, low validation accuracy", signs["train_high_val_low"],
-             f"train {pct(f['train_acc'])}, validation {pct(f['val_acc'])}, gap {pct(f['acc_gap'])}"),
-            ("widening gap between training and validation loss", signs["loss_gap_widening"],
-             f"validation − training loss {f['loss_gap']:.3f} at the end"),
-            ("poor performance on new data", signs["poor_on_new_data"],
-             f"test accuracy {pct(f['test_acc'])} vs training {pct(f['train_acc'])}"),
-        ]},
+            (label, signs[name], evidence.get(name, {}).get("text", fallback[name])) for name, label in (
+                ("train_high_val_low", "high training accuracy, low validation accuracy"),
+                ("loss_gap_widening", "widening gap between training and validation loss"),
+                ("poor_on_new_data", "poor performance on new data"))]},
         {"kind": "heading", "text": "Learning curves"},
         figure(figures.learning_curves(result["epochs"], result["curves"], result["curves_std"], onset),
                f"Mean ± std over {result['seeds']} seed(s); dashed line: memorization onset."),

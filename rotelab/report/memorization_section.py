@@ -72,27 +72,7 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
     if examples.is_file():
         with np.load(examples) as f:
             ex = {k: f[k] for k in f.files}
-        top = scores.set_index("index").loc[ex["top_index"][:GALLERY]]
-        items = []
-        for (i, row), x in zip(top.iterrows(), ex["top_x"]):
-            caption = (f"#{i} given '{name(row['given_label'])}', predicted '{name(row['predicted_label'])}', "
-                       f"score {row['score']:.2f}" + (" (flipped)" if row["flipped"] else ""))
-            items.append({"png": b64(figures.example(x, kind, title=f"#{i} score {row['score']:.2f}")),
-                          "caption": caption})
-        out.append({"kind": "heading", "text": "Most memorized training examples"})
-        out.append({"kind": "gallery", "pairs": False, "entries": items})
-        pair_items = []
-        for j, (_, p) in enumerate(pairs.head(PAIRS).iterrows()):
-            if j >= len(ex["pair_train_x"]):
-                break
-            pair_items.append({"pngs": [
-                b64(figures.example(ex["pair_train_x"][j], kind, title=f"train #{int(p['train_index'])}")),
-                b64(figures.example(ex["pair_test_x"][j], kind, title=f"test #{int(p['test_index'])}"))],
-                "caption": f"train #{int(p['train_index'])} ('{name(p['train_label'])}') → test "
-                           f"#{int(p['test_index'])} ('{name(p['test_label'])}'): influence {p['influence']:.2f}"})
-        if pair_items:
-            out.append({"kind": "heading", "text": "Most influential train → test pairs"})
-            out.append({"kind": "gallery", "pairs": True, "entries": pair_items})
+        out += _galleries(ex, scores, pairs, kind, name)
     out.append({"kind": "heading", "text": "Membership inference"})
     curves = {ATTACK_NAMES.get(a, a): (g["fpr"].to_numpy(), g["tpr"].to_numpy()) for a, g in roc.groupby("attack")}
     out.append(figure(figures.roc_loglog(curves), "ROC curves on log-log axes: what matters is the true-positive "
@@ -100,7 +80,42 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
     out.append(table(["attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR"],
                      [[ATTACK_NAMES.get(a, a), v["auc"], v["tpr_at_0_1pct"], v["tpr_at_1pct"]]
                       for a, v in s["attacks"].items()]))
-    top_rows = [[int(r["index"]), name(r["given_label"]), name(r["predicted_label"]), r["score"], r["stderr"],
+    top_rows = [[id_text(r.get("id", r.get("index"))), name(r["given_label"]), name(r["predicted_label"]), r["score"], r["stderr"],
                  "yes" if r["flipped"] else "no"] for r in s["top_memorized"]]
     out.append(table(["example", "given", "predicted (held out)", "score", "stderr", "flipped"], top_rows))
+    return out
+
+
+def id_text(v) -> str:
+    """An example's id as people read it: ``#12`` for an index or a row, the path itself for a file."""
+    try:
+        return f"#{int(v)}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _galleries(ex: dict, scores: pd.DataFrame, pairs: pd.DataFrame, kind: str, name) -> list[dict]:
+    """The most memorized examples drawn, and the most influential train -> test pairs, each
+    captioned with the examples' ids in the user's source."""
+    top = scores.set_index("pool_index").loc[ex["top_index"][:GALLERY]]
+    items = []
+    for (_, row), x in zip(top.iterrows(), ex["top_x"]):
+        who = id_text(row["id"])
+        caption = (f"{who} given '{name(row['given_label'])}', predicted '{name(row['predicted_label'])}', "
+                   f"score {row['score']:.2f}" + (" (flipped)" if row["flipped"] else ""))
+        items.append({"png": b64(figures.example(x, kind, title=f"{who[-18:]} score {row['score']:.2f}")),
+                      "caption": caption})
+    out = [{"kind": "heading", "text": "Most memorized training examples"},
+           {"kind": "gallery", "pairs": False, "entries": items}]
+    pair_items = []
+    for j, (_, p) in enumerate(pairs.head(min(PAIRS, len(ex["pair_train_x"]))).iterrows()):
+        train, test = id_text(p["train_id"]), id_text(p["test_id"])
+        pair_items.append({"pngs": [
+            b64(figures.example(ex["pair_train_x"][j], kind, title=f"train {train[-18:]}")),
+            b64(figures.example(ex["pair_test_x"][j], kind, title=f"test {test[-18:]}"))],
+            "caption": f"train {train} ('{name(p['train_label'])}') → test {test} ('{name(p['test_label'])}'): "
+                       f"influence {p['influence']:.2f}"})
+    if pair_items:
+        out += [{"kind": "heading", "text": "Most influential train → test pairs"},
+                {"kind": "gallery", "pairs": True, "entries": pair_items}]
     return out

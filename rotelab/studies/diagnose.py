@@ -36,6 +36,9 @@ class DiagnoseResult:
     vectorized: bool
     seconds: float
     thresholds: dict = field(default_factory=dict)
+    test_shift: bool = False  # validation and test accuracy disagree: the test set is from another distribution
+    note: str = ""  # says so in one line
+    evidence: dict[str, dict] = field(default_factory=dict)  # sign -> value, threshold, unit, text
 
     def to_dict(self) -> dict:
         """JSON-ready: NaN as None (a curve of a split with no examples is NaN)."""
@@ -115,4 +118,7 @@ def _summarize(out: dict, *, store_dir: str, ds, model: str, seeds: int, thresho
         vectorized=bool(out["vectorized"]),
         seconds=float(out["seconds"]),
         thresholds=asdict(thresholds),
+        test_shift=signs.test_shift,
+        note=signs.note,
+        evidence={k: asdict(v) for k, v in signs.evidence.items()},
     )

@@ -68,7 +68,8 @@ class MemorizationResult:
 
     ``summaries[cell]``: plain numbers (score quantiles, mean, share above 0.5, split-half
     correlation, attack figures, flipped-label AUCs, accuracies), also in ``to_dict()``.
-    ``scores[cell]``: DataFrame, one row per training example (index, given/clean/predicted
+    ``scores[cell]``: DataFrame, one row per training example (``id``: the example's id in the
+    user's source, see ``dataset["ids"]``; ``pool_index``: its row in the arrays; given/clean/predicted
     label, score, stderr, n_in, n_out, p_in, p_out, vulnerability, flipped).
     ``influence_pairs[cell]``: DataFrame of the top (train, test) influence pairs.
     ``rocs[cell]``: DataFrame (attack, fpr, tpr), ``ROC_POINTS`` per attack.
@@ -103,10 +104,11 @@ class MemorizationResult:
             "jobs_reused": self.jobs_reused, "seconds": self.seconds, "config": self.config,
         })
 
-    def top(self, cell: str | None = None, n: int = 10) -> pd.DataFrame:
-        """The ``n`` most memorized training examples of ``cell`` (default: the first)."""
+    def top(self, n: int = 10, cell: str | None = None) -> pd.DataFrame:
+        """The ``n`` most memorized training examples of ``cell`` (default: the first), with
+        their ids in the user's source (``id``)."""
         df = self.scores[cell or self.cells[0]]
-        return df.sort_values(["score", "stderr", "index"], ascending=[False, True, True]).head(n)
+        return df.sort_values(["score", "stderr", "pool_index"], ascending=[False, True, True]).head(n)
 
 
 @study_function("memorization")
@@ -145,15 +147,14 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
     config = {**ident, "models": models, "chunk": chunk, "cells": labels}
     jobs = _jobs(p, labels, recipes, pool_mask, models=models, chunk=chunk)
     with open_study(p, config, own, sid=study_id("memorization", p.ds.name, p.model.spec.name, ident)) as store:
-        n_todo = sum(not store.has(j.key(p.examples.fingerprint)) for j in jobs)
         outs = run_jobs(jobs, p.examples, store=store, progress=make_progress(progress, "memorization"),
                         device=opts.device, threads=opts.threads)
         per_cell = len(chunked(models, chunk))
         parts = _measure_cells(p, labels, outs, pool_mask, per_cell, store.path)
         result = MemorizationResult(
             study_dir=str(store.path), dataset=p.ds.summary(), model=p.model.spec.name, models=models,
-            subset=subset, epochs=p.recipe.epochs, cells=labels, jobs_trained=n_todo,
-            jobs_reused=len(jobs) - n_todo, seconds=float(time.perf_counter() - t0), config=config, **parts)
+            subset=subset, epochs=p.recipe.epochs, cells=labels, jobs_trained=outs.trained,
+            jobs_reused=outs.reused, seconds=float(time.perf_counter() - t0), config=config, **parts)
         store.write_json(RESULT_FILE, result.to_dict())
     return result
 
@@ -252,16 +253,12 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
     rocs, vulnerability = _attacks(out["margin"][:, :p], tm)
     predicted = _majority_out(out["pred"][:, :p], ~tm, ds.n_classes)
     scores = pd.DataFrame({
-        "index": np.arange(p), "given_label": ds.y_train, "clean_label": ds.clean_labels,
+        "id": ds.train_ids, "pool_index": np.arange(p), "given_label": ds.y_train, "clean_label": ds.clean_labels,
         "predicted_label": predicted, "score": est.score, "stderr": est.stderr, "n_in": est.n_in,
         "n_out": est.n_out, "p_in": est.p_in, "p_out": est.p_out, "vulnerability": vulnerability,
         "flipped": ds.noisy_mask,
     })
-    pairs = pd.DataFrame(top_influence_pairs(influence, k=TOP_PAIRS), columns=["train_index", "test_index",
-                                                                              "influence"])
-    pairs["train_label"] = ds.y_train[pairs["train_index"].to_numpy()]
-    pairs["test_label"] = ds.y_test[pairs["test_index"].to_numpy()]
-    pairs["train_score"] = est.score[pairs["train_index"].to_numpy()]
+    pairs = _pairs(ds, influence, est.score)
     roc_df = pd.concat([pd.DataFrame(dict(zip(("attack", "fpr", "tpr"), (name, *roc.downsampled(ROC_POINTS)))))
                         for name, roc in rocs.items()], ignore_index=True)
     summary = _summary(ds, tm, correct, est, scores, rocs, split=split)
@@ -269,6 +266,16 @@ def _measure(out: dict[str, np.ndarray], pool_mask: np.ndarray, ds, *, seed: int
               "memorization_stderr": est.stderr, "tr_labels": ds.y_train, "tt_labels": ds.y_test,
               "flipped": ds.noisy_mask}
     return _CellMeasures(summary, scores, pairs, roc_df, arrays)
+
+
+def _pairs(ds, influence: np.ndarray, score: np.ndarray) -> pd.DataFrame:
+    """The top influence pairs with both examples' ids (``train_id``, ``test_id``) and positions."""
+    top = pd.DataFrame(top_influence_pairs(influence, k=TOP_PAIRS), columns=["train_pool_index", "test_index",
+                                                                            "influence"])
+    tr, te = top["train_pool_index"].to_numpy(), top["test_index"].to_numpy()
+    return pd.DataFrame({"train_id": ds.ids_of(tr), "test_id": ds.ids_of(te, split="test"),
+                         "influence": top["influence"], "train_label": ds.y_train[tr], "test_label": ds.y_test[te],
+                         "train_score": score[tr], "train_pool_index": tr, "test_index": te})
 
 
 def _attacks(margin: np.ndarray, tm: np.ndarray) -> tuple[dict[str, AttackROC], np.ndarray]:
@@ -298,7 +305,7 @@ def _summary(ds, tm: np.ndarray, correct: np.ndarray, est, scores: pd.DataFrame,
     hist = np.bincount(np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 1),
                        minlength=len(edges))
     has_noise = bool(flipped.any())
-    top10 = scores.sort_values(["score", "stderr", "index"], ascending=[False, True, True]).head(10)
+    top10 = scores.sort_values(["score", "stderr", "pool_index"], ascending=[False, True, True]).head(10)
     return {
         "n_models": len(tm), "n_train": int(p), "n_test": int(ds.n_test), "mean_score": float(s.mean()),
         "quantiles": {k: float(np.quantile(s, q)) for k, q in QUANTILES.items()},
@@ -317,8 +324,8 @@ def _summary(ds, tm: np.ndarray, correct: np.ndarray, est, scores: pd.DataFrame,
         },
         "top_memorized": [
             {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            for row in top10[["index", "given_label", "clean_label", "predicted_label", "score", "stderr",
-                              "flipped"]].to_dict("records")
+            for row in top10[["id", "pool_index", "given_label", "clean_label", "predicted_label", "score",
+                              "stderr", "flipped"]].to_dict("records")
         ],
     }
 
@@ -328,11 +335,11 @@ def _summary(ds, tm: np.ndarray, correct: np.ndarray, est, scores: pd.DataFrame,
 
 def _examples(m: _CellMeasures, ds) -> dict[str, np.ndarray]:
     """Features of the most memorized examples and of the top influence pairs, for the report."""
-    top = m.scores.sort_values(["score", "stderr", "index"], ascending=[False, True, True])["index"]
+    top = m.scores.sort_values(["score", "stderr", "pool_index"], ascending=[False, True, True])["pool_index"]
     top = top.to_numpy()[:GALLERY]
     pairs = m.pairs.head(GALLERY_PAIRS)
-    return {"top_index": top, "top_x": ds.x_train[top],
-            "pair_train_x": ds.x_train[pairs["train_index"].to_numpy()],
+    return {"top_index": top, "top_id": ds.ids_of(top), "top_x": ds.x_train[top],
+            "pair_train_x": ds.x_train[pairs["train_pool_index"].to_numpy()],
             "pair_test_x": ds.x_test[pairs["test_index"].to_numpy()]}
 
 

@@ -16,6 +16,7 @@ import io
 import json
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,10 +27,10 @@ import pandas as pd
 from torch import nn
 
 from rotelab.context import run_context
-from rotelab.data import Dataset, load_dataset
+from rotelab.data import Dataset, feature_warnings, load_dataset
 from rotelab.engine.recipe import OPTIMIZERS, SCHEDULES, Recipe
 from rotelab.engine.train import resolve_device
-from rotelab.errors import InvalidInputError
+from rotelab.errors import DataWarning, InvalidInputError
 from rotelab.models import MODELS, ModelSpec, build_model, check_model_spec
 from rotelab.options import DEFAULT_EPOCHS, TrainingOptions, help_of, option_fields
 from rotelab.plan import Examples, ModelRef
@@ -150,6 +151,8 @@ def prepare(kind: str, data: Any, model: ModelArg, opts: TrainingOptions, *,
     choice = resolve_model(model, ds, width=opts.width, depth=opts.depth, dropout=opts.dropout)
     epochs = check_training(opts, family=choice.family, epochs_table=epochs_table)
     standardize = ds.kind == "vector" if opts.standardize is None else bool(opts.standardize)
+    for line in feature_warnings(ds, standardize=standardize):
+        warnings.warn(line, DataWarning, stacklevel=3)
     recipe = Recipe(model=choice.spec, epochs=epochs, batch_size=opts.batch_size, lr=opts.lr,
                     optimizer=opts.optimizer, schedule=opts.schedule, standardize=standardize)
     return Prepared(kind, data, model, ds, Examples.of(ds), choice, recipe,

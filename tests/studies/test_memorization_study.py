@@ -18,7 +18,7 @@ from rotelab.store import Store
 from rotelab.plan import subset_masks
 from rotelab.studies.memorization import MemorizationResult, memorization
 
-SCORE_COLUMNS = ["index", "given_label", "clean_label", "predicted_label", "score", "stderr", "n_in", "n_out",
+SCORE_COLUMNS = ["id", "pool_index", "given_label", "clean_label", "predicted_label", "score", "stderr", "n_in", "n_out",
                  "p_in", "p_out", "vulnerability", "flipped"]
 FAST = {"epochs": 4, "width": 16, "batch_size": 32, "device": "cpu"}
 
@@ -46,7 +46,8 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     assert r.cells == ["baseline"] and r.jobs_trained == 3 and r.jobs_reused == 0
     df = r.scores["baseline"]
     assert list(df.columns) == SCORE_COLUMNS and len(df) == 80
-    assert df["index"].tolist() == list(range(80))
+    assert df["pool_index"].tolist() == list(range(80))
+    np.testing.assert_array_equal(df["id"], tiny.train_ids)  # the example's id in the user's source
     assert (df["n_in"] + df["n_out"] == 24).all() and (df["n_in"] > 0).all() and (df["n_out"] > 0).all()
     assert df["score"].between(-1, 1).all() and np.isfinite(df["stderr"]).all()
     assert df["flipped"].sum() == 8 and (df["given_label"] != df["clean_label"]).sum() == 8
@@ -61,8 +62,10 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     csv = pd.read_csv(f"{study}/scores_baseline.csv")
     np.testing.assert_allclose(csv["score"], df["score"])
     pairs = pd.read_csv(f"{study}/influence_baseline.csv")
-    assert list(pairs.columns) == ["train_index", "test_index", "influence", "train_label", "test_label",
-                                   "train_score"]
+    assert list(pairs.columns) == ["train_id", "test_id", "influence", "train_label", "test_label",
+                                   "train_score", "train_pool_index", "test_index"]
+    np.testing.assert_array_equal(pairs["train_id"], tiny.ids_of(pairs["train_pool_index"]))
+    np.testing.assert_array_equal(pairs["test_id"], tiny.ids_of(pairs["test_index"], split="test"))
     assert len(pairs) == 100 and pairs["influence"].is_monotonic_decreasing
     roc = pd.read_csv(f"{study}/roc_baseline.csv")
     assert sorted(roc["attack"].unique()) == ["lira_offline", "lira_online", "loss"]
@@ -76,7 +79,8 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     np.testing.assert_allclose(mem, df["score"])
     np.testing.assert_array_equal(mask, subset_masks(24, n_pool=80, n_subset=56, seed=0))
     with np.load(f"{study}/examples_baseline.npz") as f:
-        np.testing.assert_array_equal(f["top_index"][:10], r.top(n=10)["index"])
+        np.testing.assert_array_equal(f["top_index"][:10], r.top(10)["pool_index"])
+        np.testing.assert_array_equal(f["top_id"][:10], r.top(10)["id"])
         np.testing.assert_array_equal(f["top_x"], tiny.x_train[f["top_index"]])
         assert f["pair_train_x"].shape == (12, 8) and f["pair_test_x"].shape == (12, 8)
 
