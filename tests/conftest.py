@@ -26,9 +26,10 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``rotelab ARGS`` in a fresh interpreter, as a user would."""
-    env = {**os.environ, "COLUMNS": "120"}
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``rotelab ARGS`` in a fresh interpreter, as a user would (120 columns unless ``env`` says)."""
+    env = {**os.environ, "COLUMNS": "120", **(env or {})}
     return subprocess.run([sys.executable, "-m", "rotelab", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
 

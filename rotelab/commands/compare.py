@@ -24,7 +24,7 @@ def pvalue(p: float) -> str:
 def render(r: Any) -> None:
     if r.defaults:
         print_table(out, "technique defaults (override with name=value)",
-                    [Column("technique", key=True), Column("default", key=True, justify="left"),
+                    [Column("technique", key=True), Column("default", key=True, justify="left", wrap=True),
                      Column("meaning", justify="left", wrap=True)],
                     [[d["name"], str(d["default"]), d["meaning"]] for d in r.defaults])
     ds, noisy = r.dataset, "noisy_memorized" in r.table.columns
