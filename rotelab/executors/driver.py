@@ -55,8 +55,8 @@ def run_jobs(
             i = todo[j]
             store.save(keys[i], jobs[i].label, arrays)
             results[i] = arrays
-    except KeyboardInterrupt:
-        raise Interrupted(sum(r is not None for r in results), len(jobs)) from None
+    except KeyboardInterrupt:  # the store is the truth: Ctrl-C may land between a job's record and this loop
+        raise Interrupted(sum(store.has(key) for key in keys), len(jobs)) from None
     finally:
         progress.stop()
     return JobResults(results, trained=len(todo), reused=len(jobs) - len(todo))  # type: ignore[arg-type]
