@@ -44,9 +44,8 @@ def run_jobs(
         executor = LocalExecutor()
     keys = [job.key(examples.fingerprint) for job in jobs]
     results: list[dict[str, np.ndarray] | None] = [None] * len(jobs)
-    for i, key in enumerate(keys):
-        if store.has(key):
-            results[i] = store.load_or_discard(key)
+    for i, key in enumerate(keys):  # a recorded job whose file is damaged is named, set aside, retrained
+        results[i] = store.load_or_discard(key)
     todo = [i for i, r in enumerate(results) if r is None]
     progress.start(total=sum(jobs[i].recipe.epochs for i in todo), cached=len(jobs) - len(todo), n_jobs=len(jobs))
     try:

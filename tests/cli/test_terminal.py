@@ -101,3 +101,20 @@ def test_ctrl_c_halfway_keeps_finished_jobs_and_the_rerun_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     r = json.loads(again.stdout)
     assert r["jobs_reused"] == stored and r["jobs_trained"] == 10 - stored
+
+
+def test_a_damaged_job_file_and_study_json_are_named_and_recomputed(tmp_path):
+    args = ["diagnose", "--data", "synthetic", "--epochs", "3", "--runs-dir", str(tmp_path)]
+    first = json.loads(run_cli(*args, "--json").stdout)
+    study = tmp_path / first["study_dir"].split("/")[-1]
+    (job,) = study.glob("jobs/*.npz")
+    job.write_bytes(job.read_bytes()[:100])  # truncated, as by a full disk
+    (study / "study.json").write_text('{"kind": "diag')  # cut short
+    proc = run_cli(*args, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    warnings = proc.stderr.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("warning: ") for w in warnings), proc.stderr
+    assert any(str(study / "study.json") in w for w in warnings)
+    assert any(str(job) in w and "trained again" in w for w in warnings)
+    again = json.loads(run_cli(*args, "--json").stdout)
+    assert again["curves"] == first["curves"] and again["verdict"] == first["verdict"]
