@@ -152,7 +152,7 @@ def prepare(kind: str, data: Any, model: ModelArg, opts: TrainingOptions, *,
     epochs = check_training(opts, family=choice.family, epochs_table=epochs_table)
     standardize = ds.kind == "vector" if opts.standardize is None else bool(opts.standardize)
     for line in feature_warnings(ds, standardize=standardize):
-        warnings.warn(line, DataWarning, stacklevel=3)
+        warnings.warn(line, DataWarning, stacklevel=4)  # at the caller of rotelab.diagnose() etc.
     recipe = Recipe(model=choice.spec, epochs=epochs, batch_size=opts.batch_size, lr=opts.lr,
                     optimizer=opts.optimizer, schedule=opts.schedule, standardize=standardize)
     return Prepared(kind, data, model, ds, Examples.of(ds), choice, recipe,
