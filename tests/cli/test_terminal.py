@@ -23,15 +23,20 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
-@pytest.mark.parametrize("columns", [80, 120])
-def test_compare_table_shows_every_key_number(tmp_path, columns):
-    runs = ["--runs-dir", str(tmp_path)]
-    r = json.loads(run_cli(*COMPARE, *runs, "--json").stdout)
-    proc = run_cli(*COMPARE, *runs, env={"COLUMNS": str(columns)})
+def _json_then_table(args, runs, columns):
+    """The study's JSON, then its tables at ``columns`` (from the stored jobs): no line wider, no "…"."""
+    result = json.loads(run_cli(*args, *runs, "--json").stdout)
+    proc = run_cli(*args, *runs, env={"COLUMNS": str(columns)})
     assert proc.returncode == 0, proc.stderr
     assert "…" not in proc.stdout and max(len(line) for line in proc.stdout.splitlines()) <= columns
+    return result, proc.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_compare_table_shows_every_key_number(tmp_path, columns):
+    r, stdout = _json_then_table(COMPARE, ["--runs-dir", str(tmp_path)], columns)
     for row in r["table"]:
-        line = next(line for line in proc.stdout.splitlines() if row["technique"] in line)
+        line = next(line for line in stdout.splitlines() if row["technique"] in line)
         for value in (_pct(row["val_acc"]), _pct(row["noisy_memorized"])):
             assert value in line, (value, line)
 
@@ -39,16 +44,13 @@ def test_compare_table_shows_every_key_number(tmp_path, columns):
 @pytest.mark.parametrize("columns", [80, 120])
 def test_memorization_and_diagnose_tables_fit(tmp_path, columns):
     runs = ["--runs-dir", str(tmp_path)]
-    m = json.loads(run_cli(*MEMORIZATION, *runs, "--json").stdout)
-    proc = run_cli(*MEMORIZATION, *runs, env={"COLUMNS": str(columns)})
-    assert proc.returncode == 0, proc.stderr
-    assert "…" not in proc.stdout and max(len(line) for line in proc.stdout.splitlines()) <= columns
+    m, stdout = _json_then_table(MEMORIZATION, runs, columns)
     for cell in m["cells"]:
         s = m["summaries"][cell]
-        line = next(line for line in proc.stdout.splitlines() if line.startswith(f"│ {cell} "))
+        line = next(line for line in stdout.splitlines() if line.startswith(f"│ {cell} "))
         assert f"{s['mean_score']:.3f}" in line and _pct(s["attacks"]["lira_online"]["tpr_at_1pct"]) in line
         for row in s["top_memorized"]:
-            assert f"│ {row['id']} " in proc.stdout  # the top table names each example by its id
+            assert f"│ {row['id']} " in stdout  # the top table names each example by its id
     d = run_cli("diagnose", "--data", "synthetic", "--epochs", "4", *runs, env={"COLUMNS": str(columns)})
     assert d.returncode == 0 and "…" not in d.stdout
     assert max(len(line) for line in d.stdout.splitlines()) <= columns
