@@ -56,7 +56,7 @@ class StackedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
+        ctx.bias_dtype = None if b is None else b.dtype
         if w.shape[1] < 16:
             yt = torch.bmm(w, x.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2))
             return yt.transpose(1, 2)
@@ -65,10 +65,13 @@ class StackedLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        # Under autocast the forward ran in bf16/fp16 (g comes in that type) while x and w may be
+        # fp32: compute in g's type, hand each gradient back in its input's type (fp32 master
+        # weights get fp32 gradients). Without autocast every cast here is a no-op.
         x, w = ctx.saved_tensors
-        gx = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
-        gw = torch.bmm(g.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
-        gb = g.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        gx = torch.bmm(g, w.to(g.dtype)).to(x.dtype) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), x.to(g.dtype)).to(w.dtype) if ctx.needs_input_grad[1] else None
+        gb = g.sum(1, dtype=ctx.bias_dtype) if ctx.bias_dtype is not None and ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
 
@@ -312,8 +315,8 @@ class StackedMembers:
 
 
 class LoopMembers:
-    """Fallback for models vmap cannot stack (BatchNorm statistics, in-place tricks):
-    the same interface, one module after another."""
+    """Fallback for models vmap cannot stack (a BatchNorm with a cumulative average, spectral
+    norm, in-place tricks): the same interface, one module after another."""
 
     vectorized = False
 
@@ -375,6 +378,7 @@ def try_step(members: StackedMembers, xs: torch.Tensor) -> str | None:
     saved = {k: v.clone() for k, v in members.buffers.items()}
     running: list[tuple[str, nn.Module]] = []  # layers entered and not yet left, outermost first
     hooks = []
+
     def enter(mod, args, name=""):
         running.append((name, mod))
 
