@@ -6,8 +6,9 @@
 Synthetic data (no CIFAR files are on the project's machines): 10 classes, each a smooth random
 colour template plus noise, so the models have something to learn. Rates are model-epochs per
 second (higher is better): K models x epochs over the wall time of the whole job (setup,
-training, the final evaluation). The alternative is what a user writes: one ``nn.Module`` +
-fused AdamW per model, trained in turn, data on the device; the "best loop" is the faster of
+training, the final evaluation of every example). The alternative is what a user writes: one
+``nn.Module`` + fused AdamW per model, trained in turn, data on the device, then its outputs on
+every example; the "best loop" is the faster of
 its fp32 and (on CUDA) bf16-autocast + channels_last versions, at the same batch size. The
 ceiling: one model's images per second at 16x the batch over its rate at the batch, i.e. what
 16 members at once could win at most if the engine were as fast as one big model.
@@ -36,6 +37,7 @@ from torch import nn
 from rotelab.data import Dataset, load_dataset, make_dataset
 from rotelab.engine import Members, Recipe, train_job
 from rotelab.engine.train import cpu_threads, resolve_device, reuse_freed_memory
+from rotelab.errors import InvalidInputError
 from rotelab.models import ModelSpec, build_model
 
 from bench.machine import load, machine, sync, threads
@@ -115,14 +117,16 @@ def builtin_factories(shape: tuple[int, ...] = (3, 32, 32), n_classes: int = 10)
 # ── the per-model loop ───────────────────────────────────────────────────────────────────
 def loop_seconds(factory: Callable[[], nn.Module], ds: Dataset, *, size: Size, device: torch.device,
                  precision: str, models: int) -> dict:
-    """Train ``models`` models one after another, as a user writes it; seconds per model and
-    the mean test accuracy. bf16: autocast around forward and loss (fp32 master weights and
+    """Train ``models`` models one after another, as a user writes it, each ending with its output
+    on every example (train and test, as the engine's job does); seconds per model and the mean
+    test accuracy. bf16: autocast around forward and loss (fp32 master weights and
     AdamW state), channels_last model and inputs."""
     bf16 = precision == "bf16"
     fmt = torch.channels_last if bf16 else torch.contiguous_format
     xt = torch.as_tensor(ds.x_train, device=device).contiguous(memory_format=fmt)
     yt = torch.as_tensor(ds.y_train, device=device)
-    x_test, y_test = torch.as_tensor(ds.x_test, device=device), torch.as_tensor(ds.y_test, device=device)
+    y_test = torch.as_tensor(ds.y_test, device=device)
+    x_all = torch.cat([xt, torch.as_tensor(ds.x_test, device=device).contiguous(memory_format=fmt)])
     steps, accs = -(-ds.n_train // size.batch), []
     sync(device)
     t0 = time.perf_counter()
@@ -141,9 +145,10 @@ def loop_seconds(factory: Callable[[], nn.Module], ds: Dataset, *, size: Size, d
                 loss.backward()
                 opt.step()
                 sched.step()
-        model.eval()
+        model.eval()  # every example's output, as the engine gives for a memorization study
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            accs.append((model(x_test.contiguous(memory_format=fmt)).argmax(1) == y_test).float().mean().item())
+            pred = torch.cat([model(x_all[s: s + 1000]).argmax(1) for s in range(0, len(x_all), 1000)])
+        accs.append((pred[ds.n_train:] == y_test).float().mean().item())
     sync(device)
     return {"seconds_per_model": (time.perf_counter() - t0) / models, "acc": float(np.mean(accs)),
             "models_measured": models}
@@ -249,7 +254,7 @@ def run(device: str | torch.device = "auto", *, size: Size | None = None,
     """
     dev = resolve_device(device)
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     size = size or SIZES["gpu" if dev.type == "cuda" else "cpu"]
     if ks is not None:
         size = replace(size, ks=tuple(ks))
