@@ -81,7 +81,8 @@ def cifar_like(n_train: int, n_test: int, *, seed: int = 0, n_classes: int = 10)
     y = y[torch.randperm(len(y), generator=g)]
     x = (templates[y] + 0.25 * torch.randn(len(y), 3, 32, 32, generator=g)).clamp(0, 1)
     x, y = x.numpy(), y.numpy()
-    return make_dataset("cifar-like", x[:n_train], y[:n_train], x[n_train:], y[n_train:], kind="image")
+    return make_dataset("cifar-like", x[:n_train], y[:n_train], x[n_train:], y[n_train:], kind="image",
+                        classes=[str(c) for c in range(n_classes)])
 
 
 def digits_32() -> Dataset:

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from bench.cifar_shaped import SIZES, Size, cifar_like, conv_net, digits_32, report, run
+from bench.machine import threads
 from rotelab.errors import InvalidInputError
 
 
 def test_tiny_run_gives_a_row_per_model_and_k_with_positive_rates():
-    size = Size(n_train=32, n_test=8, batch=8, epochs=1, ks=(1, 2), loop_max=1, ceiling_images=64)
-    rows = run("cpu", size=size, models={"tiny": lambda: conv_net((4, 8))})
+    size = Size(n_train=16, n_test=4, batch=4, epochs=1, ks=(1, 2), loop_max=1, ceiling_images=64)
+    with threads(1):  # tiny kernels: a second thread only waits at barriers (see rotelab's cpu_threads)
+        rows = run("cpu", size=size, models={"tiny": lambda: conv_net((4, 8))})
     assert [(r["model"], r["k"]) for r in rows] == [("tiny", 1), ("tiny", 2)]
     for r in rows:
         assert r["vectorized"] and r["engine_precision"] == "fp32" and r["best_loop"] == "fp32"
