@@ -310,38 +310,42 @@ def digits_accuracy(device: str | torch.device = "auto", *, epochs: int = 20, k:
 
 
 # ── output ───────────────────────────────────────────────────────────────────────────────
-def _f(v, spec: str = ".2f") -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+def _f(v, spec: str = ".2f", unit: str = "") -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec) + unit
+
+
+def _row(r: dict) -> str:
+    if "error" in r:
+        return f"| {r['model']} | {r['k']} | {r['error']} | | | | | | | | |"
+    return (f"| {r['model']} | {r['k']} | {_f(r['engine_rate'])} ({r['engine_precision']}) "
+            f"| {_f(r['best_loop_rate'])} ({r['best_loop']}) | **{_f(r['ratio'], unit='×')}** "
+            f"| {_f(r.get('loop_rate_fp32'))} | {_f(r.get('loop_rate_bf16'))} | {_f(r.get('ceiling_fp32'), unit='×')} "
+            f"| {_f(r.get('ceiling_bf16'), unit='×')} | {100 * r['engine_acc']:.0f}% / {100 * r['loop_acc']:.0f}% "
+            f"| {'yes' if r['vectorized'] else 'no'} |")
 
 
 def report(res: dict) -> str:
     """results.md text: the machine, then one table row per (model, K), then the digits run."""
     m, s = res["machine"], res["size"]
-    lines = [f"# CIFAR-shaped benchmark (synthetic 3x32x32, 10 classes)\n",
-             f"{m['date']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} · device {m['device']}"
-             f"{' (' + m['gpu'] + ')' if m['gpu'] else ''} · threads {m['engine_threads']} · load {m['load_at_start']} "
-             f"at start, {res['load_at_end']} at end · commit {m['git_commit'] or '?'}\n",
-             f"{s['n_train']} training images, batch {s['batch']}, {s['epochs']} epoch(s); loop: {s['loop_max']} model(s) "
-             f"measured per version. Rates in model-epochs/s (higher is better), whole jobs; engine precision "
-             f"{res['precision']} (asked), ceiling = one model's images/s at 16x the batch over its rate at the batch.\n",
+    gpu = f" ({m['gpu']})" if m["gpu"] else ""
+    lines = ["# CIFAR-shaped benchmark (synthetic 3x32x32, 10 classes)\n",
+             f"{m['date']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} · device {m['device']}{gpu} "
+             f"· threads {m['engine_threads']} · load {m['load_at_start']} at start, {res['load_at_end']} at end "
+             f"· commit {m['git_commit'] or '?'}\n",
+             f"{s['n_train']} training images, batch {s['batch']}, {s['epochs']} epoch(s); loop: {s['loop_max']} "
+             "model(s) measured per version. Rates in model-epochs/s (higher is better), whole jobs; engine "
+             f"precision {res['precision']} (asked); ceiling = one model's images/s at 16x the batch over its "
+             "rate at the batch.\n",
              "| model | K | engine | best loop (version) | engine / best loop | loop fp32 | loop bf16+CL "
              "| ceiling fp32 | ceiling bf16+CL | acc engine / loop | K-at-once |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in res["rows"]:
-        if "error" in r:
-            lines.append(f"| {r['model']} | {r['k']} | {r['error']} | | | | | | | | |")
-            continue
-        lines.append(
-            f"| {r['model']} | {r['k']} | {_f(r['engine_rate'])} ({r['engine_precision']}) | {_f(r['best_loop_rate'])} "
-            f"({r['best_loop']}) | **{_f(r['ratio'])}×** | {_f(r.get('loop_rate_fp32'))} | {_f(r.get('loop_rate_bf16'))} "
-            f"| {_f(r.get('ceiling_fp32'))}× | {_f(r.get('ceiling_bf16'))}× | {100 * r['engine_acc']:.0f}% / "
-            f"{100 * r['loop_acc']:.0f}% | {'yes' if r['vectorized'] else 'no'} |")
+             "|---|---|---|---|---|---|---|---|---|---|---|",
+             *[_row(r) for r in res["rows"]]]
     d = res.get("digits")
     if d:
-        lines.append(f"\n**resnet on digits upsampled to 32x32** ({d['model']}): {d['k']} members, {d['epochs']} epochs, "
-                     f"batch {d['batch']}, Adam lr {d['lr']}, cosine; {d['n_train']} training / {d['n_test']} test "
-                     f"images: test accuracy {100 * d['acc_mean']:.1f}% mean, {100 * d['acc_min']:.1f}% worst member; "
-                     f"{d['seconds'] / 60:.1f} min for the job.")
+        lines.append(f"\n**resnet on digits upsampled to 32x32** ({d['model']}): {d['k']} members, {d['epochs']} "
+                     f"epochs, batch {d['batch']}, Adam lr {d['lr']}, cosine; {d['n_train']} training / "
+                     f"{d['n_test']} test images: test accuracy {100 * d['acc_mean']:.1f}% mean, "
+                     f"{100 * d['acc_min']:.1f}% worst member; {d['seconds'] / 60:.1f} min for the job.")
     return "\n".join(lines) + "\n"
 
 
