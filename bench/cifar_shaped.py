@@ -9,7 +9,8 @@ second (higher is better): K models x epochs over the wall time of the whole job
 training, the final evaluation of every example). The alternative is what a user writes: one
 ``nn.Module`` + fused AdamW per model, trained in turn, data on the device, then its outputs on
 every example; the "best loop" is the faster of
-its fp32 and (on CUDA) bf16-autocast + channels_last versions, at the same batch size. The
+its versions at the same batch size: fp32, fp32 with channels_last tensors (1.3-1.5x faster than
+the default layout on this project's CPU), and on CUDA bf16 autocast + channels_last. The
 ceiling: one model's images per second at 16x the batch over its rate at the batch, i.e. what
 16 members at once could win at most if the engine were as fast as one big model.
 
@@ -43,6 +44,8 @@ from rotelab.models import ModelSpec, build_model
 from bench.machine import load, machine, sync, threads
 
 PRECISIONS = ("fp32", "bf16")
+#: Loop versions: name -> (bf16 autocast, channels_last).
+LOOP_VERSIONS = {"fp32": (False, False), "fp32+cl": (False, True), "bf16+cl": (True, True)}
 
 
 # ── sizes ────────────────────────────────────────────────────────────────────────────────
@@ -117,13 +120,13 @@ def builtin_factories(shape: tuple[int, ...] = (3, 32, 32), n_classes: int = 10)
 
 # ── the per-model loop ───────────────────────────────────────────────────────────────────
 def loop_seconds(factory: Callable[[], nn.Module], ds: Dataset, *, size: Size, device: torch.device,
-                 precision: str, models: int) -> dict:
+                 version: str, models: int) -> dict:
     """Train ``models`` models one after another, as a user writes it, each ending with its output
     on every example (train and test, as the engine's job does); seconds per model and the mean
-    test accuracy. bf16: autocast around forward and loss (fp32 master weights and
-    AdamW state), channels_last model and inputs."""
-    bf16 = precision == "bf16"
-    fmt = torch.channels_last if bf16 else torch.contiguous_format
+    test accuracy. ``version`` (``LOOP_VERSIONS``): bf16 = autocast around forward and loss (fp32
+    master weights and AdamW state); cl = channels_last model and inputs."""
+    bf16, cl = LOOP_VERSIONS[version]
+    fmt = torch.channels_last if cl else torch.contiguous_format
     xt = torch.as_tensor(ds.x_train, device=device).contiguous(memory_format=fmt)
     yt = torch.as_tensor(ds.y_train, device=device)
     y_test = torch.as_tensor(ds.y_test, device=device)
@@ -155,9 +158,9 @@ def loop_seconds(factory: Callable[[], nn.Module], ds: Dataset, *, size: Size, d
             "models_measured": models}
 
 
-def loop_precisions(device: torch.device) -> tuple[str, ...]:
+def loop_versions(device: torch.device) -> tuple[str, ...]:
     """The loop versions a user would try: bf16 + channels_last only where it can pay (CUDA)."""
-    return PRECISIONS if device.type == "cuda" else ("fp32",)
+    return tuple(LOOP_VERSIONS) if device.type == "cuda" else ("fp32", "fp32+cl")
 
 
 # ── the engine ───────────────────────────────────────────────────────────────────────────
@@ -188,11 +191,11 @@ def engine_seconds(factory: Callable[[], nn.Module], ds: Dataset, *, k: int, siz
 
 # ── the ceiling ──────────────────────────────────────────────────────────────────────────
 def images_per_second(factory: Callable[[], nn.Module], *, batch: int, images: int, device: torch.device,
-                      precision: str) -> float:
+                      version: str) -> float:
     """One model's training rate at ``batch`` (forward, backward, AdamW step), over ``images``
     random images after one warm-up step."""
-    bf16 = precision == "bf16"
-    fmt = torch.channels_last if bf16 else torch.contiguous_format
+    bf16, cl = LOOP_VERSIONS[version]
+    fmt = torch.channels_last if cl else torch.contiguous_format
     torch.manual_seed(0)
     model = factory().to(device, memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
@@ -213,24 +216,40 @@ def images_per_second(factory: Callable[[], nn.Module], *, batch: int, images: i
 
 
 def ceiling(factory: Callable[[], nn.Module], *, size: Size, device: torch.device) -> dict:
-    """Images/s at 16x the batch over images/s at the batch, per loop precision."""
+    """Images/s at 16x the batch over images/s at the batch, per loop version."""
     out = {}
-    for p in loop_precisions(device):
-        small = images_per_second(factory, batch=size.batch, images=size.ceiling_images, device=device, precision=p)
-        big = images_per_second(factory, batch=16 * size.batch, images=size.ceiling_images, device=device, precision=p)
-        out[p] = {"images_per_s": small, "images_per_s_16x": big, "ratio": big / small}
+    for v in loop_versions(device):
+        small = images_per_second(factory, batch=size.batch, images=size.ceiling_images, device=device, version=v)
+        big = images_per_second(factory, batch=16 * size.batch, images=size.ceiling_images, device=device, version=v)
+        out[v] = {"images_per_s": small, "images_per_s_16x": big, "ratio": big / small}
     return out
 
 
 # ── the run ──────────────────────────────────────────────────────────────────────────────
-def _engine_row(name: str, factory, ds: Dataset, k: int, size: Size, device: torch.device, precision: str) -> dict:
+def _engine_row(name: str, factory, ds: Dataset, k: int, size: Size, device: torch.device, precision: str,
+                repeats: int) -> dict:
+    """The engine's rate at K = k: the best of ``repeats`` jobs (a shared machine only slows a run down)."""
     try:
-        e = engine_seconds(factory, ds, k=k, size=size, device=device, precision=precision)
+        runs = [engine_seconds(factory, ds, k=k, size=size, device=device, precision=precision)
+                for _ in range(repeats)]
     except torch.OutOfMemoryError:  # the GPU run goes as far as memory allows
         torch.cuda.empty_cache()
         return {"model": name, "k": k, "error": "out of memory"}
+    e = min(runs, key=lambda r: r["seconds"])
     return {"model": name, "k": k, "engine_seconds": e["seconds"], "engine_rate": k * size.epochs / e["seconds"],
-            "engine_acc": e["acc"], "vectorized": e["vectorized"], "engine_precision": e["precision"]}
+            "engine_seconds_all": [r["seconds"] for r in runs], "engine_acc": e["acc"], "vectorized": e["vectorized"],
+            "engine_precision": e["precision"]}
+
+
+def _loops(name: str, factory, ds: Dataset, size: Size, device: torch.device, repeats: int, log) -> dict:
+    """Each loop version's best of ``repeats`` runs (version -> loop_seconds' dict)."""
+    out = {}
+    for v in loop_versions(device):
+        log(f"  {name}: loop of {size.loop_max} model(s), {v}, {repeats} time(s) (load {load():.1f})")
+        runs = [loop_seconds(factory, ds, size=size, device=device, version=v, models=size.loop_max)
+                for _ in range(repeats)]
+        out[v] = min(runs, key=lambda r: r["seconds_per_model"])
+    return out
 
 
 def _warm_up(factory: Callable[[], nn.Module], size: Size, device: torch.device) -> None:
@@ -238,20 +257,23 @@ def _warm_up(factory: Callable[[], nn.Module], size: Size, device: torch.device)
     (seconds), and the first call of each kernel shape picks its code path."""
     tiny = replace(size, n_train=size.batch, epochs=1)
     ds = cifar_like(size.batch, 2, seed=1)
-    for p in loop_precisions(device):
-        loop_seconds(factory, ds, size=tiny, device=device, precision=p, models=1)
+    for v in loop_versions(device):
+        loop_seconds(factory, ds, size=tiny, device=device, version=v, models=1)
     engine_seconds(factory, ds, k=1, size=tiny, device=device, precision="fp32")
 
 
 def run(device: str | torch.device = "auto", *, size: Size | None = None,
         models: dict[str, Callable[[], nn.Module]] | None = None, precision: str = "fp32",
-        ks: Sequence[int] | None = None, log: Callable[[str], None] = lambda msg: None) -> list[dict]:
+        ks: Sequence[int] | None = None, repeats: int = 1, log: Callable[[str], None] = lambda msg: None
+        ) -> list[dict]:
     """Engine vs best loop for every model and K, plus each model's ceiling; one row per (model, K).
 
     ``models``: name -> zero-argument factory of a (B, 3, 32, 32) -> (B, 10) module (default:
     ``builtin_factories()``); ``size``: ``SIZES["gpu"]`` on CUDA, else ``SIZES["cpu"]``;
     ``precision``: the engine's (bf16 needs ``train_job(precision=...)``; until then the engine
-    runs fp32 and its rows say so). Rates in model-epochs per second; ``ratio`` = engine / best loop.
+    runs fp32 and its rows say so); ``repeats``: each loop and engine job is timed that many times,
+    interleaved by model, and the best counts. Rates in model-epochs per second; ``ratio`` = engine /
+    best loop.
     """
     dev = resolve_device(device)
     if precision not in PRECISIONS:
@@ -264,17 +286,14 @@ def run(device: str | torch.device = "auto", *, size: Size | None = None,
     rows = []
     for name, factory in models.items():
         _warm_up(factory, size, dev)
-        loops = {}
-        for p in loop_precisions(dev):
-            log(f"  {name}: loop of {size.loop_max} model(s), {p} (load {load():.1f})")
-            loops[p] = loop_seconds(factory, ds, size=size, device=dev, precision=p, models=size.loop_max)
+        loops = _loops(name, factory, ds, size, dev, repeats, log)
         best = max(loops, key=lambda p: 1 / loops[p]["seconds_per_model"])
         best_rate = size.epochs / loops[best]["seconds_per_model"]
         log(f"  {name}: ceiling (one model at 16x the batch) (load {load():.1f})")
         ceil = ceiling(factory, size=size, device=dev)
         for k in size.ks:
             log(f"  {name}: engine, K = {k} (load {load():.1f})")
-            row = _engine_row(name, factory, ds, k, size, dev, precision)
+            row = _engine_row(name, factory, ds, k, size, dev, precision, repeats)
             row.update({"n_train": size.n_train, "batch": size.batch, "epochs": size.epochs,
                         **{f"loop_rate_{p}": size.epochs / v["seconds_per_model"] for p, v in loops.items()},
                         "best_loop": best, "best_loop_rate": best_rate, "loop_acc": loops[best]["acc"],
@@ -316,11 +335,11 @@ def _f(v, spec: str = ".2f", unit: str = "") -> str:
 
 def _row(r: dict) -> str:
     if "error" in r:
-        return f"| {r['model']} | {r['k']} | {r['error']} | | | | | | | | |"
+        return f"| {r['model']} | {r['k']} | {r['error']} | | | | | | |"
     return (f"| {r['model']} | {r['k']} | {_f(r['engine_rate'])} ({r['engine_precision']}) "
             f"| {_f(r['best_loop_rate'])} ({r['best_loop']}) | **{_f(r['ratio'], unit='×')}** "
-            f"| {_f(r.get('loop_rate_fp32'))} | {_f(r.get('loop_rate_bf16'))} | {_f(r.get('ceiling_fp32'), unit='×')} "
-            f"| {_f(r.get('ceiling_bf16'), unit='×')} | {100 * r['engine_acc']:.0f}% / {100 * r['loop_acc']:.0f}% "
+            f"| {' / '.join(_f(r.get(f'loop_rate_{v}')) for v in LOOP_VERSIONS)} "
+            f"| {' / '.join(_f(r.get(f'ceiling_{v}'), unit='×') for v in LOOP_VERSIONS)} | {100 * r['engine_acc']:.0f}% / {100 * r['loop_acc']:.0f}% "
             f"| {'yes' if r['vectorized'] else 'no'} |")
 
 
@@ -333,12 +352,13 @@ def report(res: dict) -> str:
              f"· threads {m['engine_threads']} · load {m['load_at_start']} at start, {res['load_at_end']} at end "
              f"· commit {m['git_commit'] or '?'}\n",
              f"{s['n_train']} training images, batch {s['batch']}, {s['epochs']} epoch(s); loop: {s['loop_max']} "
-             "model(s) measured per version. Rates in model-epochs/s (higher is better), whole jobs; engine "
+             f"model(s) measured per version; best of {res.get('repeats', 1)} timing(s) of every loop and job. "
+             "Rates in model-epochs/s (higher is better), whole jobs; engine "
              f"precision {res['precision']} (asked); ceiling = one model's images/s at 16x the batch over its "
              "rate at the batch.\n",
-             "| model | K | engine | best loop (version) | engine / best loop | loop fp32 | loop bf16+CL "
-             "| ceiling fp32 | ceiling bf16+CL | acc engine / loop | K-at-once |",
-             "|---|---|---|---|---|---|---|---|---|---|---|",
+             "| model | K | engine | best loop (version) | engine / best loop | loop fp32 / fp32+cl / bf16+cl "
+             "| ceiling fp32 / fp32+cl / bf16+cl | acc engine / loop | K-at-once |",
+             "|---|---|---|---|---|---|---|---|---|",
              *[_row(r) for r in res["rows"]]]
     d = res.get("digits")
     if d:
@@ -356,6 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ks", default="", help="members at once, e.g. 1,8,16,64 (default: the size's)")
     ap.add_argument("--models", default="cnn,resnet,convbn")
     ap.add_argument("--precision", choices=PRECISIONS, default="fp32", help="the engine's (loops try both on CUDA)")
+    ap.add_argument("--repeats", type=int, default=1, help="time each loop and job N times, keep the best")
     ap.add_argument("--digits", type=int, default=0, help="also train resnet on digits-32 for N epochs")
     ap.add_argument("--out", default=str(Path(__file__).parent))
     a = ap.parse_args(argv)
@@ -365,14 +386,14 @@ def main(argv: list[str] | None = None) -> dict:
     factories = builtin_factories()
     chosen = {n: factories[n] for n in a.models.split(",") if n.strip()}
     n_threads = cpu_threads() if dev.type == "cpu" else torch.get_num_threads()
-    res = {"machine": machine(dev, n_threads), "size": asdict(size), "precision": a.precision}
+    res = {"machine": machine(dev, n_threads), "size": asdict(size), "precision": a.precision, "repeats": a.repeats}
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     log(f"cifar-shaped on {dev}, {n_threads} thread(s), size {asdict(size)}")
     with threads(n_threads), reuse_freed_memory():  # loops and engine jobs alike (as bench/parts.py)
-        res["rows"] = run(dev, size=size, models=chosen, precision=a.precision, ks=ks, log=log)
+        res["rows"] = run(dev, size=size, models=chosen, precision=a.precision, ks=ks, repeats=a.repeats, log=log)
         if a.digits:
             log(f"  resnet on digits-32, {a.digits} epochs (load {load():.1f})")
             res["digits"] = digits_accuracy(dev, epochs=a.digits)

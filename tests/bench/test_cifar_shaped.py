@@ -16,10 +16,11 @@ def test_tiny_run_gives_a_row_per_model_and_k_with_positive_rates():
         rows = run("cpu", size=size, models={"tiny": lambda: conv_net((4, 8))})
     assert [(r["model"], r["k"]) for r in rows] == [("tiny", 1), ("tiny", 2)]
     for r in rows:
-        assert r["vectorized"] and r["engine_precision"] == "fp32" and r["best_loop"] == "fp32"
-        assert r["engine_rate"] > 0 and r["best_loop_rate"] > 0 and r["ceiling_fp32"] > 0
+        assert r["vectorized"] and r["engine_precision"] == "fp32" and r["best_loop"] in ("fp32", "fp32+cl")
+        assert r["best_loop_rate"] == max(r["loop_rate_fp32"], r["loop_rate_fp32+cl"])
+        assert r["engine_rate"] > 0 and r["ceiling_fp32"] > 0 and r["ceiling_fp32+cl"] > 0
         assert r["ratio"] == pytest.approx(r["engine_rate"] / r["best_loop_rate"])
-        assert "ceiling_bf16" not in r  # bf16 + channels_last loops only where they can pay: CUDA
+        assert "ceiling_bf16+cl" not in r  # bf16 + channels_last loops only where they can pay: CUDA
     md = report({"machine": {"date": "d", "cpu": "c", "cores": 2, "torch": "t", "device": "cpu", "gpu": None,
                              "engine_threads": 1, "load_at_start": 0.0, "git_commit": ""},
                  "size": size.__dict__, "precision": "fp32", "rows": rows, "load_at_end": 0.0})
