@@ -281,7 +281,7 @@ def run(device: str | torch.device = "auto", *, size: Size | None = None,
     size = size or SIZES["gpu" if dev.type == "cuda" else "cpu"]
     if ks is not None:
         size = replace(size, ks=tuple(ks))
-    models = models or builtin_factories()
+    models = builtin_factories() if models is None else models
     ds = cifar_like(size.n_train, size.n_test)
     rows = []
     for name, factory in models.items():
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--size", choices=tuple(SIZES), default=None, help="default: gpu on CUDA, else cpu")
     ap.add_argument("--ks", default="", help="members at once, e.g. 1,8,16,64 (default: the size's)")
-    ap.add_argument("--models", default="cnn,resnet,convbn")
+    ap.add_argument("--models", default="cnn,resnet,convbn", help="'' for none (e.g. only --digits)")
     ap.add_argument("--precision", choices=PRECISIONS, default="fp32", help="the engine's (loops try both on CUDA)")
     ap.add_argument("--repeats", type=int, default=1, help="time each loop and job N times, keep the best")
     ap.add_argument("--digits", type=int, default=0, help="also train resnet on digits-32 for N epochs")
