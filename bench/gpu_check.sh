@@ -2,7 +2,8 @@
 # The checks a session with a lent CUDA GPU runs there once (see README, "On a GPU"):
 # the CUDA tests, the whole suite with CUDA present, and `python -m bench --device cuda`.
 # Usage, from the repo root on the GPU machine: OUT=DIR bash bench/gpu_check.sh
-# (DIAGNOSE=0 and FULL_SUITE=0 leave out the cnn1d diagnose and the whole suite; LOOP_MAX=N as bench's --loop-max)
+# (CIFAR=0, DIAGNOSE=0 and FULL_SUITE=0 leave out the CIFAR-shaped bench, the cnn1d diagnose and the whole
+# suite; LOOP_MAX=N as bench's --loop-max)
 # Expects torch with CUDA; other packages missing there come as wheels in .whl/.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-check}
@@ -23,6 +24,11 @@ echo "cuda tests: $((SECONDS - s)) s"
 s=$SECONDS
 timeout 260 python3 -m bench --device cuda --loop-max "${LOOP_MAX:-32}" --out "$OUT" 2>"$OUT/bench.log" >/dev/null
 echo "bench rc=$? $((SECONDS - s)) s"; tail -20 "$OUT/results.md" 2>/dev/null
+if [ "${CIFAR:-1}" = 1 ]; then  # engine vs best loop on CIFAR-shaped data, K = 1, 8, 16, 64; resnet on digits-32
+s=$SECONDS
+timeout 240 python3 -m bench.cifar_shaped --device cuda --digits 15 --out "$OUT" 2>"$OUT/cifar_shaped.log" >/dev/null
+echo "cifar-shaped bench rc=$? $((SECONDS - s)) s"; tail -16 "$OUT/cifar_shaped_cuda.md" 2>/dev/null
+fi
 if [ "${DIAGNOSE:-1}" = 1 ]; then
 s=$SECONDS
 timeout 150 python3 -m rotelab diagnose --data mnist1d --model cnn1d --device cuda --runs-dir /tmp/runs \

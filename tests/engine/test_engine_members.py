@@ -96,24 +96,26 @@ def test_loop_fallback_matches_stacked_members():
         np.testing.assert_allclose(stacked.forward_shared(xt).numpy(), loop.forward_shared(xt).numpy(), atol=1e-5)
 
 
-class _WithBatchNorm(nn.Module):
+class _WithSpectralNorm(nn.Module):
+    """A layer vmap cannot run: spectral norm's power iteration writes its buffers with out= ops."""
+
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+        self.net = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.utils.parametrizations.spectral_norm(nn.Linear(32, 4)))
 
     def forward(self, x):
         return self.net(x)
 
 
-def test_batchnorm_model_trains_through_the_fallback_and_says_why():
+def test_unstackable_model_trains_through_the_fallback_and_names_the_layer():
     ds, x, y, train, val, test = _setup(2)
     reasons = []
-    out = train_job(_WithBatchNorm, x, y, members=Members(np.array([0, 1]), train, val), test_mask=test,
+    out = train_job(_WithSpectralNorm, x, y, members=Members(np.array([0, 1]), train, val), test_mask=test,
                     recipe=Recipe(epochs=30, batch_size=40), n_classes=4, device="cpu",
                     on_fallback=reasons.append)
     assert not out["vectorized"]
-    assert reasons and "BatchNorm1d" in reasons[0]
-    assert out["train_acc"][:, -1].min() > 0.9
+    assert len(reasons) == 1 and reasons[0].startswith("layer 'net.2.parametrizations.weight.0' (_SpectralNorm): ")
+    assert out["train_acc"][:, -1].min() > 0.8  # it trained (chance: 0.25)
 
 
 def test_make_members_stacks_plain_models():
