@@ -37,7 +37,8 @@ from torch import nn
 
 from rotelab.data import Dataset, load_dataset, make_dataset
 from rotelab.engine import Members, Recipe, train_job
-from rotelab.engine.train import cpu_threads, resolve_device, reuse_freed_memory
+from rotelab.engine.threads import cpu_threads
+from rotelab.engine.train import resolve_device
 from rotelab.errors import InvalidInputError
 from rotelab.models import ModelSpec, build_model
 
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(msg, file=sys.stderr, flush=True)
 
     log(f"cifar-shaped on {dev}, {n_threads} thread(s), size {asdict(size)}")
-    with threads(n_threads), reuse_freed_memory():  # loops and engine jobs alike (as bench/parts.py)
+    with threads(n_threads):  # loops and engine jobs alike (as bench/parts.py)
         res["rows"] = run(dev, size=size, models=chosen, precision=a.precision, ks=ks, repeats=a.repeats, log=log)
         if a.digits:
             log(f"  resnet on digits-32, {a.digits} epochs (load {load():.1f})")

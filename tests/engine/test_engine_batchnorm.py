@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import random_members
 from rotelab.data import flip_labels, load_dataset
 from rotelab.engine import Members, Recipe, train_job
 from rotelab.engine.members import StackedMembers, init_members, make_members
@@ -58,17 +59,7 @@ def _digits(k: int, *, n_train: int = 120, train_size: int = 400, noise: float =
     ds = load_dataset("digits", train_size=train_size)
     if noise:
         ds = flip_labels(ds, noise, seed=seed)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])
-    rng = np.random.default_rng(seed)
-    train = np.zeros((k, len(y)), bool)
-    for i in range(k):
-        train[i, rng.permutation(ds.n_train)[:n_train]] = True
-    val = np.zeros_like(train)
-    val[:, : ds.n_train] = ~train[:, : ds.n_train]
-    test = np.zeros(len(y), bool)
-    test[ds.n_train:] = True
-    return x, y, train, val, test
+    return random_members(ds, k, n_train, seed)
 
 
 def _job(factory, x, y, members: Members, test, recipe: Recipe, **kw):

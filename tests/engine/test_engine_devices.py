@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import random_members
 from rotelab.data import load_dataset
 from rotelab.engine import Members, Recipe, train_job
 from rotelab.engine.members import StackedMembers, init_members, make_members
@@ -29,17 +30,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 def _data(k: int, n_train: int = 150, name: str = "synthetic", train_size: int | None = None):
     """Member i trains on its own random n_train of the pool and validates on the rest."""
     ds = load_dataset(name, train_size=train_size)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])
-    rng = np.random.default_rng(0)
-    train = np.zeros((k, len(y)), bool)
-    for i in range(k):
-        train[i, rng.permutation(ds.n_train)[:n_train]] = True
-    val = np.zeros_like(train)
-    val[:, : ds.n_train] = ~train[:, : ds.n_train]
-    test = np.zeros(len(y), bool)
-    test[ds.n_train:] = True
-    return ds, x, y, train, val, test
+    return (ds, *random_members(ds, k, n_train))
 
 
 def _job(ds, x, y, members: Members, test, recipe: Recipe, device: str):
