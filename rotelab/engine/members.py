@@ -311,6 +311,7 @@ class StackedMembers:
             v.copy_(torch.where(m, snap[k], v))
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """Each member's weights and buffers as a plain state dict (load it into one module)."""
         return [{k: v[i].detach().cpu() for k, v in {**self.params, **self.buffers}.items()} for i in range(self.k)]
 
 
@@ -347,6 +348,7 @@ class LoopMembers:
                 m.load_state_dict(snap[i])
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """Each member's state dict, as :meth:`StackedMembers.state_dicts`."""
         return [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.modules]
 
 

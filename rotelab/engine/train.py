@@ -54,21 +54,31 @@ def _batch_plan(members: Members, rng: list[np.random.Generator], batch_size: in
     """Each member's own shuffled pass over its training examples, padded to a common length.
 
     Returns idx (K, n_max) int64 and weight (K, n_max) float32; padding repeats the member's
-    own examples with weight 0, so mixing partners never come from outside its subset.
+    own examples with weight 0, so mixing partners never come from outside its subset. A member
+    tops up its own last batch with its own draws, as it would alone; the whole batches it sits
+    out (when others have more examples) are filled without drawing, so its random stream is
+    the one it has alone, and the training loop leaves it untouched on those steps.
     """
     k = members.k
     own = [np.flatnonzero(members.train_mask[i]) for i in range(k)]
-    n_max = max(len(o) for o in own)
-    n_max = int(np.ceil(n_max / batch_size) * batch_size) if n_max > batch_size else n_max
+    n_max = _padded(max(len(o) for o in own), batch_size)
     idx = np.empty((k, n_max), dtype=np.int64)
     w = np.zeros((k, n_max), dtype=np.float32)
     for i, o in enumerate(own):
         perm = rng[i].permutation(o)
         idx[i, : len(o)] = perm
         w[i, : len(o)] = 1.0
-        if n_max > len(o):
-            idx[i, len(o) :] = rng[i].choice(o, size=n_max - len(o))
+        n_own = _padded(len(o), batch_size)
+        if n_own > len(o):  # the member's own last batch, topped up as it would be alone
+            idx[i, len(o) : n_own] = rng[i].choice(o, size=n_own - len(o))
+        if n_max > n_own:  # steps it sits out: no draws
+            idx[i, n_own:] = np.resize(perm, n_max - n_own)
     return idx, w
+
+
+def _padded(n: int, batch_size: int) -> int:
+    """Examples in a member's pass: whole batches, unless it has less than one batch."""
+    return int(np.ceil(n / batch_size) * batch_size) if n > batch_size else n
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -302,14 +312,41 @@ def _fit(run: _Run, members: Members, recipe: Recipe, n_classes: int, on_epoch):
         idx, w = _batch_plan(members, run.rngs, recipe.batch_size)
         idx_t, w_t = torch.from_numpy(idx).to(run.xt.device), torch.from_numpy(w).to(run.xt.device)
         for start in range(0, idx.shape[1], recipe.batch_size):
+            idle = w[:, start : start + recipe.batch_size].sum(1) == 0  # members with no example this step
+            kept = _freeze(run, idle) if idle.any() else None
             _step(run, recipe, n_classes, idx_t[:, start : start + recipe.batch_size],
                   w_t[:, start : start + recipe.batch_size])
+            if kept is not None:
+                _thaw(run, idle, kept)
         _record(run, recipe, epoch, curves, stopper)
         if on_epoch is not None:
             on_epoch(epoch, recipe.epochs)
         if stopper is not None and stopper.all_stopped:
             break
     return stopper, curves
+
+
+def _freeze(run: _Run, idle: np.ndarray):
+    """Before a step some members sit out: their weights, buffers and optimizer state, to put back."""
+    state = {id(p): {k: v.clone() for k, v in st.items() if torch.is_tensor(v) and v.dim() > 0}
+             for p, st in run.opt.state.items()}
+    return run.net.snapshot(), state
+
+
+@torch.no_grad()
+def _thaw(run: _Run, idle: np.ndarray, kept) -> None:
+    """After the step: the idle members as they were (Adam would still move them by its momentum)."""
+    snap, state = kept
+    which = torch.as_tensor(idle, device=run.xt.device)
+    run.net.restore(snap, which)
+    params = dict(run.net.named_parameters())
+    for name, p in params.items():
+        old, new = state.get(id(p), {}), run.opt.state.get(p, {})
+        for key, before in old.items():
+            if run.net.vectorized:  # stacked (K, ...) state: the idle members' rows
+                new[key].copy_(torch.where(which.view(-1, *[1] * (before.dim() - 1)), before, new[key]))
+            elif idle[int(name.split(".", 1)[0])]:  # the loop: member i's own tensors
+                new[key].copy_(before)
 
 
 def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch.Tensor) -> None:
