@@ -18,7 +18,7 @@ from rotelab.engine.threads import cpu_threads
 from rotelab.engine.train import resolve_device
 from rotelab.models import ModelSpec, build_model
 
-from bench import parts, realdata
+from bench import parts, precision, realdata
 from bench.loop import train_loop
 from bench.machine import load, machine, matmul_peak
 
@@ -147,6 +147,8 @@ def report(res: dict) -> str:
         add("")
     if "realdata" in res:
         lines += realdata.markdown(res["realdata"])
+    if "precision" in res:
+        lines += precision.markdown(res["precision"], m["device"])
     add("## Against the goals\n")
     add("| figure | goal | measured |")
     add("|---|---|---|")
@@ -221,7 +223,7 @@ def goals(res: dict, cfg: parts.Config) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
-    ap.add_argument("--parts", default="1,2,3,4,5", help="which parts to run, e.g. 1,3 (3 needs 1)")
+    ap.add_argument("--parts", default="1,2,3,4,5,6", help="which parts to run, e.g. 1,3 (3 needs 1)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for every engine job and baseline (default: the engine's choice at the start)")
@@ -278,6 +280,10 @@ def _run(a, cfg: parts.Config, want: set[int], device: torch.device, n_threads: 
         res["realdata"] = {"startup": realdata.startup(runs=2 if a.quick else 5),
                            "standardization": realdata.standardization(seeds=1 if a.quick else 3,
                                                                        sklearn_seeds=1 if a.quick else 5)}
+    if 6 in want:
+        log("part 6: bf16 against fp32")
+        res["precision"] = precision.run(str(device), repeats=1 if a.quick else 2, folds=2 if a.quick else 5,
+                                         epochs=2 if a.quick else None)
     res["load_at_end"] = round(load(), 2)
     res["goals"] = goals(res, cfg)
     out = Path(a.out)

@@ -60,6 +60,8 @@ class TrainingOptions:
     lr: float = option(1e-2, "learning rate (Adam at 1e-2 is the MNIST-1D paper's setting)")
     optimizer: str = option("adam", "adam (AdamW) or sgd (momentum 0.9)")
     schedule: str = option("cosine", "learning rate over the run: cosine (anneals to 0) or constant")
+    precision: str = option("fp32", "fp32, or bf16: the forward pass under bf16 autocast, weights and optimizer "
+                                    "state in fp32 (for GPUs; most CPUs run bf16 slower)")
     # ── where and how ────────────────────────────────────────────────────────────────
     device: str = option("auto", "auto (CUDA when present), cpu or cuda")
     threads: int | None = option(None, "CPU threads per job; default: the cores other processes leave free "
