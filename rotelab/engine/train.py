@@ -18,6 +18,7 @@ from torch import nn
 
 from rotelab.engine.early_stop import EarlyStopping
 from rotelab.engine.members import LoopMembers, StackedMembers, make_members
+from rotelab.engine.memory import check_fits
 from rotelab.engine.recipe import Recipe
 from rotelab.engine.threads import cpu_threads, torch_threads
 from rotelab.errors import InvalidInputError
@@ -138,6 +139,7 @@ class Standardizer:
 def evaluate(
     members: StackedMembers | LoopMembers, x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None,
     outputs: Sequence[str] = OUTPUTS, standardizer: Standardizer | None = None, precision: str = "fp32",
+    rows: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every member on every example, in eval mode: loss, confidence in the given label,
     logit-scaled confidence (margin), predicted label and correctness, each (K, N), and
@@ -147,8 +149,9 @@ def evaluate(
     # On the CPU ~4k member-rows per chunk keeps activations in cache: 2^18 rows made each
     # elementwise pass stream 100 MB (K=64: MLP eval 0.29 s vs 0.54 s, digits cnn 1.3 s vs 4.4 s).
     # A GPU wants few, large launches instead: 2^18 member-rows per chunk.
-    rows = 4096 if x.device.type == "cpu" else 1 << 18
-    chunk = chunk or max(32, rows // max(members.k, 1))
+    # ``rows``: what the memory budget allows (a convnet's activations at 2^18 rows can exceed a GPU).
+    budget, rows = rows, min(rows or 1 << 62, 4096 if x.device.type == "cpu" else 1 << 18)
+    chunk = chunk or max(32 if budget is None else 1, rows // max(members.k, 1))
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in outputs}
     for start in range(0, len(x), chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
@@ -202,6 +205,7 @@ class _Run:
     yt: torch.Tensor  # (N,)
     masks: dict[str, torch.Tensor]  # "train", "val", "test": (K, N) bool
     threads: int
+    eval_rows: int | None  # member-rows an evaluation chunk may hold (the memory budget), None: the default
 
 
 def train_job(
@@ -262,6 +266,7 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
     net, reason = make_members(factory, members.seeds, dev, sample)
     if reason is not None and on_fallback is not None:
         on_fallback(reason)
+    eval_rows = check_fits(net, sample[:2].unsqueeze(0).expand(net.k, *[-1] * sample.dim()), recipe.batch_size, dev)
     used = torch.get_num_threads()
     if dev.type == "cpu":  # ~6 FLOPs per weight and example (forward + backward): enough to size a step
         flops = 6 * recipe.batch_size * sum(p.numel() for _, p in net.named_parameters())
@@ -283,7 +288,8 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
 
         hooks = [(TECHNIQUES[name].on_batch, strength) for name, strength in recipe.batch_techniques]
     rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
-    return _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used))
+    return _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used),
+                eval_rows)
 
 
 def _optimizer(net, recipe: Recipe, members: Members):
@@ -390,7 +396,7 @@ def _record(run: _Run, recipe: Recipe, epoch: int, curves: dict, stopper: EarlyS
     if not (record or stopper is not None):
         return
     out = evaluate(run.net, run.xt, run.yt, outputs=("loss", "correct"), standardizer=run.standardizer,
-                   precision=recipe.precision)
+                   precision=recipe.precision, rows=run.eval_rows)
     if record:
         curves["epoch"].append(epoch)
         for name, mask in run.masks.items():
@@ -410,7 +416,7 @@ def _finish(run: _Run, recipe: Recipe, stopper: EarlyStopping | None, curves: di
     else:
         best_epoch = stopped_at = np.full(k, recipe.epochs, dtype=np.int64)
     final = evaluate(run.net, run.xt, run.yt, outputs=outputs, standardizer=run.standardizer,
-                     precision=recipe.precision)
+                     precision=recipe.precision, rows=run.eval_rows)
     result = {name: final[name].cpu().numpy() for name in outputs}
     for name in CURVES:
         result[name] = np.stack(curves[name], axis=1) if curves["epoch"] else np.zeros((k, 0), dtype=np.float32)
