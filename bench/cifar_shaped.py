@@ -21,7 +21,6 @@ test accuracy (the issue asks for >= 97%).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import sys
@@ -165,11 +164,6 @@ def loop_versions(device: torch.device) -> tuple[str, ...]:
 
 
 # ── the engine ───────────────────────────────────────────────────────────────────────────
-def engine_supports_precision() -> bool:
-    """Whether ``train_job`` takes ``precision=`` yet (the lead wires it into engine/train.py)."""
-    return "precision" in inspect.signature(train_job).parameters
-
-
 def engine_seconds(factory: Callable[[], nn.Module], ds: Dataset, *, k: int, size: Size, device: torch.device,
                    precision: str) -> dict:
     """One job of k members, each on the whole training split with its own shuffle; wall seconds,
@@ -179,15 +173,14 @@ def engine_seconds(factory: Callable[[], nn.Module], ds: Dataset, *, k: int, siz
     train = np.zeros((k, len(y)), bool)
     train[:, : ds.n_train] = True
     test = ~train[0]
-    recipe = Recipe(epochs=size.epochs, batch_size=size.batch, eval_every=0)
-    extra = {"precision": precision} if precision != "fp32" and engine_supports_precision() else {}
+    recipe = Recipe(epochs=size.epochs, batch_size=size.batch, eval_every=0, precision=precision)
     sync(device)
     t0 = time.perf_counter()
     out = train_job(factory, x, y, members=Members(np.arange(k), train, np.zeros_like(train)), test_mask=test,
-                    recipe=recipe, n_classes=ds.n_classes, kind="image", device=device, outputs=("correct",), **extra)
+                    recipe=recipe, n_classes=ds.n_classes, kind="image", device=device, outputs=("correct",))
     sync(device)
     return {"seconds": time.perf_counter() - t0, "acc": float(out["correct"][:, test].mean()),
-            "vectorized": bool(out["vectorized"]), "precision": extra.get("precision", "fp32")}
+            "vectorized": bool(out["vectorized"]), "precision": precision}
 
 
 # ── the ceiling ──────────────────────────────────────────────────────────────────────────
@@ -271,8 +264,7 @@ def run(device: str | torch.device = "auto", *, size: Size | None = None,
 
     ``models``: name -> zero-argument factory of a (B, 3, 32, 32) -> (B, 10) module (default:
     ``builtin_factories()``); ``size``: ``SIZES["gpu"]`` on CUDA, else ``SIZES["cpu"]``;
-    ``precision``: the engine's (bf16 needs ``train_job(precision=...)``; until then the engine
-    runs fp32 and its rows say so); ``repeats``: each loop and engine job is timed that many times,
+    ``precision``: the engine's recipe precision (fp32 or bf16); ``repeats``: each loop and engine job is timed that many times,
     interleaved by model, and the best counts. Rates in model-epochs per second; ``ratio`` = engine /
     best loop.
     """
