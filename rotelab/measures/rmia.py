@@ -75,7 +75,8 @@ def _log_pr(sides: dict[str, np.ndarray], log_p: np.ndarray, log_q: np.ndarray, 
         return _log_marginal(*out, a)
     inn = _log_mean(sides["in"], log_p), _log_mean(sides["in"], log_q)
     half = np.log(2.0)
-    return _log_marginal(np.logaddexp(inn[0], out[0]) - half, np.logaddexp(inn[1], out[1]) - half, 1.0)
+    with np.errstate(invalid="ignore"):  # NaN where a side has no reference stays NaN
+        return _log_marginal(np.logaddexp(inn[0], out[0]) - half, np.logaddexp(inn[1], out[1]) - half, 1.0)
 
 
 def rmia_scores(
