@@ -32,14 +32,17 @@ from fitting wrong labels should not hide them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import logsumexp
 
 from rotelab.errors import InvalidInputError
 from rotelab.measures.memorization import check_bool_array, memorization_scores
-from rotelab.validation import check_labels
+from rotelab.validation import check_choice, check_labels
+
+Decision = Literal["posterior", "f1"]
+DECISIONS: tuple[str, ...] = ("posterior", "f1")
 
 #: Temperatures tried for the out models' probabilities (1 = as given; < 1 sharpens).
 TEMPERATURES: tuple[float, ...] = tuple(float(t) for t in np.geomspace(0.05, 20.0, 27))
@@ -53,7 +56,7 @@ _EM_TOLERANCE = 1e-9
 class LabelIssues:
     """Per-example label diagnosis; arrays of shape (n_samples,) unless stated.
 
-    ``label_issue`` (bool): P(issue) > 1/2.
+    ``label_issue`` (bool): P(issue) > 1/2 (or the expected-F1 cut, see :func:`label_issues`).
     ``issue_probability``: P(the given label is wrong); higher = more likely mislabeled.
     ``label_quality``: log odds that the given label is right, the continuous score to rank
     by (higher = cleaner; no saturation at probability 0 or 1).
@@ -62,6 +65,7 @@ class LabelIssues:
     ``out_label``, ``out_agreement``: the out models' majority prediction and the share of
     them that predict it. ``p_out_given``: their mean probability of the given label.
     ``memorization``: Feldman-Zhang score (argmax of ``probs`` as the prediction).
+    ``out_probs`` (n_samples, n_classes): the out models' mean tempered probabilities ``pi``.
     ``noise_rate`` (n_classes,): fitted P(flipped | given class). ``temperature``: fitted.
     Examples no model left out get NaN, label -1 and no flag.
     """
@@ -75,6 +79,7 @@ class LabelIssues:
     out_agreement: np.ndarray
     p_out_given: np.ndarray
     memorization: np.ndarray
+    out_probs: np.ndarray
     noise_rate: np.ndarray
     temperature: float
 
@@ -156,7 +161,7 @@ def _out_votes(probs: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarr
         return np.where(n > 0, votes.argmax(axis=1), -1), np.where(n > 0, votes.max(axis=1) / n, np.nan)
 
 
-def label_issues(probs: Any, train_mask: Any, labels: Any) -> LabelIssues:
+def label_issues(probs: Any, train_mask: Any, labels: Any, *, decision: Decision = "posterior") -> LabelIssues:
     """Flag training labels that are likely wrong, with a suggested label and a confidence.
 
     Parameters
@@ -167,6 +172,11 @@ def label_issues(probs: Any, train_mask: Any, labels: Any) -> LabelIssues:
         Which examples each model trained on; only the others' probabilities judge a label.
     labels : int array of shape (n_samples,)
         The labels as given (possibly wrong).
+    decision : "posterior" or "f1"
+        "posterior": flag where P(issue) > 1/2, the label more likely wrong than right.
+        "f1": flag the k most probable issues, k maximizing the expected F1 score
+        2 sum(top k P) / (k + sum(all P)) under the fitted (calibrated) probabilities; it
+        flags more, trading precision for recall where many labels are uncertain.
 
     Returns
     -------
@@ -177,6 +187,7 @@ def label_issues(probs: Any, train_mask: Any, labels: Any) -> LabelIssues:
     module docstring for the noise model behind the flag.
     """
     probs, mask, y = check_probs(probs, train_mask, labels)
+    decision = check_choice("decision", decision, DECISIONS)
     n_classes = probs.shape[2]
     has_out = (~mask).any(axis=0)
     keep = np.flatnonzero(has_out)
@@ -191,10 +202,22 @@ def label_issues(probs: Any, train_mask: Any, labels: Any) -> LabelIssues:
         if best is None or fit[2] > best[0][2]:
             best = (fit, t, log_pi)
     (rates, log_odds, _), temperature, log_pi = best
-    return _diagnose(probs, mask, y, has_out, rates, log_odds, temperature, log_pi)
+    return _diagnose(probs, mask, y, has_out, rates, log_odds, temperature, log_pi, decision)
 
 
-def _diagnose(probs, mask, y, has_out, rates, log_odds, temperature, log_pi) -> LabelIssues:
+def _f1_cut(p_issue: np.ndarray) -> np.ndarray:
+    """Bool (n_samples,): the k largest of ``p_issue`` (NaN never), k maximizing the expected
+    F1 2 sum(top k) / (k + sum(all)); ties broken by index."""
+    p = np.nan_to_num(p_issue, nan=0.0)
+    order = np.lexsort((np.arange(len(p)), -p))
+    k = np.arange(1, len(p) + 1)
+    expected = 2 * np.cumsum(p[order]) / (k + p.sum())
+    flag = np.zeros(len(p), dtype=bool)
+    flag[order[: int(np.argmax(expected)) + 1]] = True
+    return flag & ~np.isnan(p_issue)
+
+
+def _diagnose(probs, mask, y, has_out, rates, log_odds, temperature, log_pi, decision) -> LabelIssues:
     """Assemble :class:`LabelIssues` from the fitted model (internal)."""
     n, n_classes = len(y), probs.shape[2]
     quality = np.full(n, np.nan)
@@ -210,7 +233,7 @@ def _diagnose(probs, mask, y, has_out, rates, log_odds, temperature, log_pi) -> 
         alt_conf = p_issue * alt_share / (1.0 - np.take_along_axis(np.nan_to_num(pi), y[:, None], axis=1)[:, 0])
     correct = probs.argmax(axis=2) == y[None, :]
     memo = memorization_scores(correct, mask).score
-    flag = has_out & (p_issue > 0.5)
+    flag = has_out & ((p_issue > 0.5) if decision == "posterior" else _f1_cut(np.where(has_out, p_issue, np.nan)))
     suggested = np.where(~has_out, -1, np.where(flag, alt, y))
     confidence = np.where(~has_out, np.nan, np.where(flag, alt_conf, 1.0 - p_issue))
     out_label, agreement = _out_votes(probs, ~mask)
@@ -218,4 +241,4 @@ def _diagnose(probs, mask, y, has_out, rates, log_odds, temperature, log_pi) -> 
     with np.errstate(invalid="ignore", divide="ignore"):
         p_given = (np.take_along_axis(probs, y[None, :, None], axis=2)[..., 0] * out).sum(axis=0) / out.sum(axis=0)
     return LabelIssues(flag, np.where(has_out, p_issue, np.nan), quality, suggested, confidence, out_label,
-                       agreement, p_given, memo, rates, float(temperature))
+                       agreement, p_given, memo, pi, rates, float(temperature))
