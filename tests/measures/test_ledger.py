@@ -19,7 +19,8 @@ from rotelab.measures.ledger import CATEGORIES, Ledger, example_ledger, paired_s
 def cells() -> tuple[dict[str, np.ndarray], np.ndarray]:
     """16 models, 60 examples, three cells sharing the subsets; examples 0-9 are memorized
     (predicted only when trained on) in every cell, 10-19 by the baseline only, 20-29 only
-    under dropout; the rest are learned (predicted with or without training)."""
+    under dropout, 30-34 by baseline and augment while dropout fits them not at all (a wrong
+    label under a noise-robust technique); the rest are learned (predicted either way)."""
     rng = np.random.default_rng(31)
     mask = rng.random((16, 60)) < 0.5
     mask[:, 59] = True  # no out model: NaN score
@@ -28,6 +29,7 @@ def cells() -> tuple[dict[str, np.ndarray], np.ndarray]:
     for arr, cols in ((base, range(0, 20)), (aug, range(0, 10)), (drop, list(range(0, 10)) + list(range(20, 30)))):
         cols = list(cols)
         arr[:, cols] = mask[:, cols]
+    base[:, 30:35], aug[:, 30:35], drop[:, 30:35] = mask[:, 30:35], mask[:, 30:35], False
     return {"baseline": base, "augment": aug, "dropout": drop}, mask
 
 
@@ -35,18 +37,16 @@ def cells() -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def slow_category(memorized_by_cell, disagrees, baseline):
-    every = all(memorized_by_cell.values())
-    some = any(memorized_by_cell.values())
-    others = [v for k, v in memorized_by_cell.items() if k != baseline]
-    if every and disagrees:
+    at_base = memorized_by_cell[baseline]
+    if at_base and disagrees:
         return "likely_mislabeled"
-    if not some:
-        return "never_memorized"
-    if memorized_by_cell[baseline] and not all(others):
+    if at_base and all(memorized_by_cell.values()):
+        return "always_memorized"
+    if at_base:
         return "regularized_away"
-    if not memorized_by_cell[baseline]:
+    if any(memorized_by_cell.values()):
         return "technique_only"
-    return "always_memorized"
+    return "never_memorized"
 
 
 def slow_ledger(correct, mask, *, baseline, threshold, out_disagrees=None):
@@ -110,6 +110,7 @@ def test_ledger_categories_of_the_planted_examples(cells):
     assert set(led.category[0:10]) == {"likely_mislabeled"}  # memorized everywhere, out models never right
     assert set(led.category[10:20]) == {"regularized_away"}
     assert set(led.category[20:30]) == {"technique_only"}
+    assert set(led.category[30:35]) == {"likely_mislabeled"}  # dropout stops fitting, never predicts it
     assert led.category[59] == "never_memorized"  # NaN scores count as not memorized
     assert np.isnan(led.score[:, 59]).all() and np.isnan(led.vulnerability).all()
 
