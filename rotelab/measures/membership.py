@@ -177,7 +177,7 @@ def _first(side: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
     ``side`` True (all of them when fewer); False for models outside ``order``."""
     picked = np.zeros_like(side)
     ranked = side[order]
-    picked[order] = ranked & (np.cumsum(ranked, axis=0) <= n)
+    picked[order] = ranked & (np.cumsum(ranked, axis=0, dtype=np.int32) <= n)
     return picked
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_expit, logsumexp
+from scipy.special import expit, log_expit
 
 from rotelab.errors import InvalidInputError
 from rotelab.measures.membership import (
@@ -59,21 +59,33 @@ def _log_marginal(log_p: np.ndarray, log_q: np.ndarray, a: float) -> np.ndarray:
     return np.where(log_p < np.log(0.5), low, high)
 
 
-def _log_mean(w: np.ndarray, log_v: np.ndarray) -> np.ndarray:
-    """log of the w-weighted mean of exp(log_v) over models (axis 0); NaN where no weight."""
+def _log_mean(w: np.ndarray, v: np.ndarray, log_v: np.ndarray) -> np.ndarray:
+    """log of the mean of ``v`` (= exp(log_v)) over the models (axis 0) with ``w`` 1 (0/1
+    weights); NaN where none. Summed as is; columns whose sum underflows to 0 (every chosen
+    value below 1e-308) are summed again in logs, shifted by their largest value."""
     n = w.sum(axis=0)
-    with np.errstate(divide="ignore"):
-        total = logsumexp(log_v, axis=0, b=w)
-    return np.where(n > 0, total - np.log(np.where(n > 0, n, 1)), np.nan)
+    total = (w * v).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(n > 0, np.log(total) - np.log(np.where(n > 0, n, 1)), np.nan)
+    redo = np.flatnonzero((total == 0) & (n > 0))
+    if len(redo):
+        chosen = np.where(w[:, redo] > 0, log_v[:, redo], -np.inf)
+        shift = chosen.max(axis=0)
+        out[redo] = np.log(np.exp(chosen - shift).sum(axis=0)) + shift - np.log(n[redo])
+    return out
 
 
-def _log_pr(sides: dict[str, np.ndarray], log_p: np.ndarray, log_q: np.ndarray, a: float) -> np.ndarray:
+def _log_pr(sides: dict[str, np.ndarray], v: dict[str, np.ndarray], a: float) -> np.ndarray:
     """log Pr(x) per example (n_samples,) from one target's reference weights (see the module
-    docstring); NaN where a needed side has no reference."""
-    out = _log_mean(sides["out"], log_p), _log_mean(sides["out"], log_q)
+    docstring); ``v`` holds p, q = 1 - p and their logs, each (n_models, n_samples). NaN where
+    a needed side has no reference."""
+    def means(w):
+        return _log_mean(w, v["p"], v["log_p"]), _log_mean(w, v["q"], v["log_q"])
+
+    out = means(sides["out"])
     if "in" not in sides:
         return _log_marginal(*out, a)
-    inn = _log_mean(sides["in"], log_p), _log_mean(sides["in"], log_q)
+    inn = means(sides["in"])
     half = np.log(2.0)
     with np.errstate(invalid="ignore"):  # NaN where a side has no reference stays NaN
         return _log_marginal(np.logaddexp(inn[0], out[0]) - half, np.logaddexp(inn[1], out[1]) - half, 1.0)
@@ -153,17 +165,17 @@ def rmia_scores(
     n_reference = check_n_reference(n_reference, rng, variant=variant)
     order = reference_order(len(m), rng=rng) if n_reference is not None else None
 
-    log_p, log_q = log_expit(m), log_expit(-m)
-    log_pz, log_qz = log_expit(pop), log_expit(-pop)
+    v = {"p": expit(m), "q": expit(-m), "log_p": log_expit(m), "log_q": log_expit(-m)}
+    vz = {"p": expit(pop), "q": expit(-pop), "log_p": log_expit(pop), "log_q": log_expit(-pop)}
     scores = np.full(m.shape, np.nan)
     for t in range(len(m)):
         row = np.delete(np.arange(len(m)), t) if order is None else order[t]
         sides = reference_sides(mask, row, n_reference=n_reference, variant=variant)
-        ratio_x = log_p[t] - _log_pr(sides, log_p, log_q, a)
+        ratio_x = v["log_p"][t] - _log_pr(sides, v, a)
         # z: no model trained on it, so its references are all "out" and Pr(z) is the offline form
         wz = np.zeros((len(m), 1))
         wz[row if n_reference is None else row[:n_reference]] = 1.0
-        ratio_z = np.sort(log_pz[t] - _log_marginal(_log_mean(wz, log_pz), _log_mean(wz, log_qz), a))
+        ratio_z = np.sort(vz["log_p"][t] - _log_pr({"out": wz}, vz, a))
         count = np.searchsorted(ratio_z, ratio_x - np.log(gamma), side="right")
         if tie_break:  # within a count, the larger ratio first: same order where counts differ
             count = count + expit(ratio_x - np.log(gamma))

@@ -267,10 +267,12 @@ def test_rmia_marginal_is_exact_for_saturated_probabilities():
     # p = e^-800 underflows to 0.0; its log stays
     lp, lq = log_expit(np.array([-800.0])), log_expit(np.array([800.0]))
     np.testing.assert_allclose(rmia._log_marginal(lp, lq, 1.0), [-800.0], rtol=1e-12)
-    w = np.array([[1.0], [1.0], [0.0]])
-    got = rmia._log_mean(w, np.array([[-800.0], [-801.0], [0.0]]))
-    np.testing.assert_allclose(got, [np.logaddexp(-800.0, -801.0) - np.log(2.0)], rtol=1e-12)
-    assert np.isnan(rmia._log_mean(np.zeros((3, 1)), np.zeros((3, 1)))).all()
+    w = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    log_v = np.array([[-800.0, -2.0], [-801.0, 5.0], [0.0, -3.0]])  # exp(-800) underflows: summed in logs
+    got = rmia._log_mean(w, np.exp(log_v), log_v)
+    want = [np.logaddexp(-800.0, -801.0) - np.log(2.0), np.logaddexp(-2.0, -3.0) - np.log(2.0)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.isnan(rmia._log_mean(np.zeros((3, 1)), np.ones((3, 1)), np.zeros((3, 1)))).all()
 
 
 def test_rmia_scores_in_unit_interval_and_tie_break_keeps_order(attack_data):
