@@ -142,10 +142,7 @@ def example_ledger(
         Default: in every cell, fewer than half of the out models predict the given label.
     threshold : score at which an example counts as memorized, in (0, 1].
 
-    Returns
-    -------
-    :class:`Ledger`. Examples with a NaN score in some cell (no in or no out model) count
-    as not memorized there.
+    Returns :class:`Ledger`; a NaN score (no in or no out model) counts as not memorized.
 
     Example 0 is predicted only by the models that trained on it, in both cells; dropout
     makes every model predict example 1:

@@ -229,44 +229,22 @@ def lira_scores(
         True: one variance per side shared by all examples (pooled residuals about each
         example's mean). False: per-example variances. None: fixed when the median number
         of shadows per side used is below 64.
-    n_reference : int or None
-        None: every other model is a shadow. N: each (target, example) pair uses N shadows,
-        the first in target t's row of ``reference_order(n_models, rng=rng)``: offline N that
-        did not train on the example, online ⌈N/2⌉ that did not and ⌊N/2⌋ that did (N >= 2).
-        Where no example has two shadows on a side (N <= 2 online, N = 1 offline), no
-        residual is left to pool, and that side's fixed variance is the spread of all its
-        shadow margins about their overall mean, as Carlini et al.'s code fixes it.
-    rng : numpy Generator, needed with ``n_reference``; it draws the reference order.
+    n_reference, rng : None: every other model is a shadow. N (with a numpy Generator
+        ``rng``): each pair uses N shadows, as :func:`reference_order` says. Where no example
+        has two shadows on a side (N <= 2 online, N = 1 offline), no residual is left to pool,
+        and that side's fixed variance is the spread of all its shadow margins about their
+        overall mean, as Carlini et al.'s code fixes it.
 
-    Returns
-    -------
-    float64 array of shape (n_models, n_samples). NaN where a side has no shadow (or fewer
-    than 2 with per-example variances).
-
-    Caution: the shadows must be trained like the target on random subsets of the same pool.
+    Returns float64 (n_models, n_samples), NaN where a side has no shadow (or fewer than 2
+    with per-example variances). Caution: the shadows must be trained like the target on
+    random subsets of the same pool.
     """
-    phi, mask = _check_pair("margin", margin, train_mask, allow_nan=False)
-    if not np.isfinite(phi).all():
-        raise InvalidInputError("margin contains infinite values; compute it with logit_scaled_confidence")
-    variant = check_choice("LiRA variant", variant, VARIANTS)
-    if fixed_variance is not None and not isinstance(fixed_variance, (bool, np.bool_)):
-        raise InvalidInputError(f"fixed_variance must be True, False or None, got {fixed_variance!r}")
-    if phi.shape[0] < 2:
-        raise InvalidInputError(f"LiRA needs at least 2 models (a target and a shadow), got {phi.shape[0]}")
-    n_reference = check_n_reference(n_reference, rng, variant=variant)
+    phi, mask, variant, n_reference = _check_lira(margin, train_mask, variant, fixed_variance, n_reference, rng)
 
-    x = phi - phi.mean(axis=0)  # centre per example: the per-example shift cancels in every score
-    spread = x.var()
+    centred = phi - phi.mean(axis=0)  # the per-example shift cancels in every score
+    spread = centred.var()
     floor = _VAR_FLOOR * (spread if spread > 0 else 1.0)
-    if n_reference is None:
-        w_in = mask.astype(np.float64)
-        sides = {"out": _loo_moments(x, 1.0 - w_in)}
-        if variant == "online":
-            sides["in"] = _loo_moments(x, w_in)
-        spreads = {k: None for k in sides}
-    else:
-        sides, spreads = _selected_moments(phi, mask, reference_order(len(phi), rng=rng), n_reference, variant)
-        x = phi
+    x, sides, spreads = _shadow_moments(phi, centred, mask, variant, n_reference, rng)
     if fixed_variance is None:
         fixed_variance = min(float(np.median(n)) for n, _, _ in sides.values()) < FIXED_VARIANCE_BELOW
     fit = {k: (mean, _variance(n, rss, bool(fixed_variance), floor, spreads[k]))
@@ -278,6 +256,32 @@ def lira_scores(
             return norm.logcdf((x - mu_out) / np.sqrt(var_out))
         mu_in, var_in = fit["in"]
         return norm.logpdf(x, mu_in, np.sqrt(var_in)) - norm.logpdf(x, mu_out, np.sqrt(var_out))
+
+
+def _shadow_moments(phi, centred, mask, variant, n_reference, rng):
+    """The margins to score and, per side, the shadows' (count, mean, residual sum of
+    squares), each (n_models, n_samples), with the fallback spreads (see ``_variance``)."""
+    if n_reference is not None:
+        sides, spreads = _selected_moments(phi, mask, reference_order(len(phi), rng=rng), n_reference, variant)
+        return phi, sides, spreads
+    w_in = mask.astype(np.float64)  # leave-one-out over all models, on centred margins for precision
+    sides = {"out": _loo_moments(centred, 1.0 - w_in)}
+    if variant == "online":
+        sides["in"] = _loo_moments(centred, w_in)
+    return centred, sides, {k: None for k in sides}
+
+
+def _check_lira(margin, train_mask, variant, fixed_variance, n_reference, rng):
+    """Validate LiRA's inputs; return margin, mask, variant and n_reference."""
+    phi, mask = _check_pair("margin", margin, train_mask, allow_nan=False)
+    if not np.isfinite(phi).all():
+        raise InvalidInputError("margin contains infinite values; compute it with logit_scaled_confidence")
+    variant = check_choice("LiRA variant", variant, VARIANTS)
+    if fixed_variance is not None and not isinstance(fixed_variance, (bool, np.bool_)):
+        raise InvalidInputError(f"fixed_variance must be True, False or None, got {fixed_variance!r}")
+    if phi.shape[0] < 2:
+        raise InvalidInputError(f"LiRA needs at least 2 models (a target and a shadow), got {phi.shape[0]}")
+    return phi, mask, variant, check_n_reference(n_reference, rng, variant=variant)
 
 
 def _selected_moments(phi: np.ndarray, mask: np.ndarray, order: np.ndarray, n_reference: int, variant: str):

@@ -16,6 +16,19 @@ Pr(x) = ((1 + a)·Pr_out(x) + 1 - a) / 2. Higher score = more likely a member.
 Shapes follow :mod:`rotelab.measures.membership`: model axis first, (n_models, n_samples),
 every model the target in turn and the others its references (leave-one-out).
 
+Population samples. z should be the test split, with its labels: population data by
+construction, the same for every target, and chosen without knowing any membership. (A
+target's own non-members from the pool would be exchangeable with its non-member candidates
+too, but picking them uses the very membership the attack is to infer.) No model trained on
+z, so Pr(z) is the offline form in both variants, over the target's first N references.
+
+Ties. The paper's score moves in steps of 1 / n_population, and every x that dominates all
+z ties at 1: with the 360 test examples of digits, 12% of the members and 0.2% of the
+non-members of a 128-model study tie there, and TPR at 0.1% FPR is 0. With ``tie_break``
+(the default) the score is (count + r / (1 + r)) / (n_population + 1), r = LR(x) / γ for
+x's own ratio LR(x) = Pr(x | θ) / Pr(x): within a target the same order as the fraction,
+equal counts ordered by r; it never reorders two pairs whose fractions differ.
+
 .. caution::
    The references must be trained like the target on random subsets of the same pool, and
    the population samples must come from the same distribution as the candidates, trained on
@@ -107,64 +120,32 @@ def rmia_scores(
 
     Parameters
     ----------
-    margin : float array of shape (n_models, n_samples)
-        Logit-scaled confidence of each model in each candidate's given label, as for
-        :func:`~rotelab.measures.membership.lira_scores`; Pr(x | θ) = sigmoid(margin),
-        computed from it without rounding confident predictions to 1.
-    train_mask : bool array of shape (n_models, n_samples)
-        Which models trained on which candidates; the references' side of each candidate.
+    margin, train_mask : float and bool arrays of shape (n_models, n_samples)
+        Logit-scaled confidence in each candidate's given label, as for LiRA; Pr(x | θ) =
+        sigmoid(margin), computed without rounding confident predictions to 1.
     population_margin : float array of shape (n_models, n_population)
-        Every model's margin on population samples z that no model trained on. Use the test
-        split (with its labels): it is population data by construction, the same for every
-        target, and choosing it needs no knowledge of any membership. (A target's own
-        non-members from the pool would also be exchangeable with its non-member candidates,
-        but picking them uses the very membership the attack is to infer.) Their Pr(z) is
-        the offline approximation in both variants, as no model trained on them.
+        Every model's margin on population samples z no model trained on: the test split
+        (see "Population samples" in the module docstring).
     variant : "offline" (references that did not train on x, with ``a``) or "online".
-    a : float in [0, 1]
-        Offline coefficient: Pr_in ≈ a·Pr_out + 1 - a. 1 = Pr(x) is the out mean alone.
-    gamma : float > 0
-        The likelihood ratio x must reach against z to dominate it (the paper's γ).
-    n_reference, rng :
-        With ``n_reference`` N each pair uses N references drawn by ``rng``, exactly as
-        :func:`~rotelab.measures.membership.lira_scores` draws them (same generator state,
-        same references). None: all other models.
-    tie_break : bool
-        False: the paper's score, the fraction of population samples x dominates. It moves
-        in steps of 1 / n_population, and every x that dominates all of them ties at 1: with
-        the 360 test examples of digits, 12% of the members and 0.2% of the non-members of a
-        128-model study tie there, and TPR at 0.1% FPR is 0. True: (count + r / (1 + r)) /
-        (n_population + 1), r = LR(x) / γ the candidate's own ratio: within a target the
-        same order as the fraction, and equal counts ordered by r. Never reorders two pairs
-        whose fractions differ.
+    a : float in [0, 1], the offline coefficient: Pr_in ≈ a·Pr_out + 1 - a.
+    gamma : float > 0, the likelihood ratio x must reach against z to dominate it.
+    n_reference, rng : with N, each pair uses N references drawn by ``rng`` exactly as
+        :func:`~rotelab.measures.membership.lira_scores` draws them. None: all others.
+    tie_break : False: the paper's fraction of z that x dominates. True (default): the
+        fraction refined by x's own ratio (see "Ties" in the module docstring).
 
-    Returns
-    -------
-    float64 array of shape (n_models, n_samples) in [0, 1]; higher = more likely a member.
-    NaN where a needed side has no reference (no other model left the example out, or,
-    online, none trained on it).
-
-    Model 0 trained on the example and is more confident in it than its references (ratio
-    sigmoid(3) / 0.5 = 1.9 >= γ); every model gives the population samples 0.5 (ratio 1):
+    Returns float64 (n_models, n_samples) in [0, 1], higher = more likely a member; NaN
+    where a needed side has no reference. Model 0 trained on the example and is surer of it
+    than its references (ratio sigmoid(3) / 0.5 = 1.9 >= γ); every z has ratio 1:
 
     >>> rmia_scores([[3.0], [0.0], [0.0]], [[1], [0], [0]], np.zeros((3, 2)), a=1.0, gamma=1.5,
     ...             tie_break=False).tolist()
     [[1.0], [0.0], [0.0]]
     """
-    m, mask = _check_pair("margin", margin, train_mask, allow_nan=False)
-    pop = _check_population(population_margin, len(m))
-    if not (np.isfinite(m).all() and np.isfinite(pop).all()):
-        raise InvalidInputError("margin and population_margin must be finite; clip saturated margins first")
+    m, mask, pop = _check_rmia(margin, train_mask, population_margin, a=a, gamma=gamma, tie_break=tie_break)
     variant = check_choice("RMIA variant", variant, VARIANTS)
-    a = check_float("a", a, low=0.0, high=1.0)
-    if not isinstance(tie_break, (bool, np.bool_)):
-        raise InvalidInputError(f"tie_break must be True or False, got {tie_break!r}")
-    gamma = check_float("gamma", gamma, low=0.0, low_open=True)
-    if len(m) < 2:
-        raise InvalidInputError(f"RMIA needs at least 2 models (a target and a reference), got {len(m)}")
     n_reference = check_n_reference(n_reference, rng, variant=variant)
     order = reference_order(len(m), rng=rng) if n_reference is not None else None
-
     v = {"p": expit(m), "q": expit(-m), "log_p": log_expit(m), "log_q": log_expit(-m)}
     vz = {"p": expit(pop), "q": expit(-pop), "log_p": log_expit(pop), "log_q": log_expit(-pop)}
     scores = np.full(m.shape, np.nan)
@@ -181,3 +162,18 @@ def rmia_scores(
             count = count + expit(ratio_x - np.log(gamma))
         scores[t] = np.where(np.isnan(ratio_x), np.nan, count / (len(ratio_z) + tie_break))
     return scores
+
+
+def _check_rmia(margin, train_mask, population_margin, *, a, gamma, tie_break):
+    """Validate RMIA's arrays and numbers; return margin, mask and population as arrays."""
+    m, mask = _check_pair("margin", margin, train_mask, allow_nan=False)
+    pop = _check_population(population_margin, len(m))
+    if not (np.isfinite(m).all() and np.isfinite(pop).all()):
+        raise InvalidInputError("margin and population_margin must be finite; clip saturated margins first")
+    check_float("a", a, low=0.0, high=1.0)
+    check_float("gamma", gamma, low=0.0, low_open=True)
+    if not isinstance(tie_break, (bool, np.bool_)):
+        raise InvalidInputError(f"tie_break must be True or False, got {tie_break!r}")
+    if len(m) < 2:
+        raise InvalidInputError(f"RMIA needs at least 2 models (a target and a reference), got {len(m)}")
+    return m, mask, pop
