@@ -4,7 +4,7 @@ called on the engine directly, with every model's per-class probabilities kept.
 Member m of seed s trains on a random 70% of the training pool drawn from a generator seeded
 by ``(s, m)`` alone (as ``rotelab.studies.memorization.subset_masks`` does), so a 64-model
 run is the first 64 models of a 128-model one. Outputs are cached under ``.cache/bench``
-(keyed by every setting), so the two benchmarks and reruns share one training.
+(keyed by every setting; see ``CACHE``), so the two benchmarks and reruns share one training.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,8 @@ from rotelab.engine import OUTPUTS, Members, Recipe, train_job
 from rotelab.models import ModelSpec, build_model
 from rotelab.techniques import parse_cell
 
-CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench"
+#: Where outputs are cached; ``ROTELAB_BENCH_CACHE`` moves it (the tests point it at a temporary folder).
+CACHE = Path(os.environ.get("ROTELAB_BENCH_CACHE", Path(__file__).resolve().parent.parent / ".cache" / "bench"))
 _SEED_STRIDE = 100_003  # the memorization study's member seeds: s * stride + m
 _SUBSET_STREAM = 0x5B5E7  # the memorization study's subset stream
 
@@ -97,7 +98,3 @@ def train_subset_models(run: SubsetRun, *, log=print) -> tuple[Dataset, dict[str
     np.savez(tmp, **outs)
     os.replace(tmp, path)
     return ds, outs
-
-
-def with_models(run: SubsetRun, models: int) -> SubsetRun:
-    return replace(run, models=models)
