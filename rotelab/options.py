@@ -110,6 +110,8 @@ class MemorizationOptions:
     techniques: str | None = option(None, "comma-separated technique cells, e.g. baseline,dropout,l2 "
                                           "(default: baseline)", cli_type=str)
     chunk: int = option(64, "models per stored job (an interrupt loses at most one job)")
+    reference_models: int | None = option(None, "score each target with only N reference models (LiRA, RMIA): "
+                                                "what an auditor with few models finds; default: all the others")
 
 
 STUDY_OPTIONS: dict[str, type] = {

@@ -7,7 +7,8 @@ from typing import Any
 from rotelab.commands.options import num, out, pct, study_command
 from rotelab.commands.tables import Column, print_table
 
-ATTACK_NAMES = {"loss": "loss threshold", "lira_online": "LiRA online", "lira_offline": "LiRA offline"}
+ATTACK_NAMES = {"loss": "loss threshold", "lira_online": "LiRA online", "lira_offline": "LiRA offline",
+                "rmia_online": "RMIA online", "rmia_offline": "RMIA offline"}
 
 
 def render(r: Any) -> None:
@@ -30,6 +31,10 @@ def render(r: Any) -> None:
             out.print(f"flipped labels ({s['n_flipped']}): ROC AUC of the score for \"was flipped\" "
                       f"{num(s['flipped_auc_score'])}, of the LiRA vulnerability {num(s['flipped_auc_vulnerability'])}")
         _attacks(s, f"membership inference · {cell}")
+        if "label_issues" in s:
+            _issues(s["label_issues"], d, f"label issues · {cell}")
+    if r.ledger:
+        _ledger(r)
     out.print(f"[dim]study: {r.study_dir} ({r.jobs_trained} job(s) trained, {r.jobs_reused} reused)[/dim]")
 
 
@@ -63,11 +68,40 @@ def _attacks(s: dict, title: str) -> None:
     fixed = [ATTACK_NAMES[n].removeprefix("LiRA ") for n, a in s["attacks"].items() if a.get("fixed_variance")]
     variance = f"one variance shared by all examples for {' and '.join(fixed)} (few shadows)" if fixed \
         else "per-example variances"
+    n_ref = s.get("reference_models")
+    refs = f"{n_ref} reference model(s) each" if n_ref else f"the other {s['n_models'] - 1} its references"
     rows = [[ATTACK_NAMES.get(name, name), f"{a['auc']:.3f}", pct(a["tpr_at_0_1pct"]), pct(a["tpr_at_1pct"])]
             for name, a in s["attacks"].items()]
     print_table(out, title, [Column("attack", key=True), Column("ROC AUC", key=True),
                              Column("TPR @\n0.1% FPR", key=True), Column("TPR @\n1% FPR", key=True)], rows,
-                caption=f"each model the target, the other {s['n_models'] - 1} the shadows; LiRA with {variance}")
+                caption=f"each model the target, {refs}; LiRA with {variance}")
+
+
+def _issues(li: dict, dataset: dict, title: str) -> None:
+    """How many labels look wrong, how well that finds the flipped ones, and the surest."""
+    classes = dataset["classes"]
+    line = (f"{li['flagged']} label(s) flagged as likely wrong; estimated noise rate "
+            f"{pct(li['estimated_noise_rate'])}")
+    if "f1" in li:
+        line += (f"; of the flipped labels: precision {pct(li['precision'])}, recall {pct(li['recall'])}, "
+                 f"F1 {li['f1']:.3f}, ROC AUC {num(li['auc_label_quality'])}")
+    out.print(line)
+    if li["top"]:
+        rows = [[str(row["id"]), _label(classes, row["given_label"]), _label(classes, row["suggested_label"]),
+                 pct(row["suggestion_confidence"]), "yes" if row["flipped"] else ""] for row in li["top"]]
+        print_table(out, title, [Column("id", key=True), Column("given", key=True), Column("suggested", key=True),
+                                 Column("confidence", key=True), Column("flipped")], rows)
+
+
+def _ledger(r: Any) -> None:
+    """Which examples each technique stops memorizing: counts by category."""
+    led = r.ledger
+    rows = [[name.replace("_", " "), str(n)] for name, n in led["counts"].items()]
+    caption = None
+    if "flipped_likely_mislabeled" in led:
+        caption = f"flipped labels in 'likely mislabeled': {pct(led['flipped_likely_mislabeled'])}"
+    print_table(out, f"ledger: every example across the techniques (against {led['baseline']}; ledger.csv)",
+                [Column("category", key=True), Column("examples", key=True)], rows, caption=caption)
 
 
 def _comparison(r: Any) -> None:

@@ -121,3 +121,23 @@ def example(x: np.ndarray, kind: str, *, title: str, size: float = 1.6) -> bytes
     ax.set_title(title, fontsize=7)
     fig.tight_layout(pad=0.2)
     return _png(fig)
+
+
+def score_scatter(base: np.ndarray, other: np.ndarray, categories: np.ndarray, *, xlabel: str, ylabel: str) -> bytes:
+    """Each example's memorization score in two cells, colored by its ledger category."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    colors = {"likely_mislabeled": "#d62728", "regularized_away": "#2ca02c", "always_memorized": "#ff7f0e",
+              "technique_only": "#9467bd", "never_memorized": "#c7c7c7"}
+    for name, color in colors.items():
+        pick = categories == name
+        if pick.any():
+            ax.scatter(base[pick], other[pick], s=6, color=color, alpha=0.6, label=name.replace("_", " "))
+    ax.plot([-1, 1], [-1, 1], "k:", linewidth=1)
+    ax.set_xlim(-0.3, 1.05)
+    ax.set_ylim(-0.3, 1.05)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return _png(fig)

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 
 from rotelab.errors import StoreError
-from rotelab.report import figures
+from rotelab.report import figures, ledger_section
 from rotelab.report.blocks import Pct, b64, figure, pct, pcts, table
 
 GALLERY = 16
 PAIRS = 6
-ATTACK_NAMES = {"loss": "loss threshold (Yeom)", "lira_online": "LiRA online", "lira_offline": "LiRA offline"}
+ATTACK_NAMES = {"loss": "loss threshold (Yeom)", "lira_online": "LiRA online", "lira_offline": "LiRA offline",
+                "rmia_online": "RMIA online", "rmia_offline": "RMIA offline"}
 
 
 def _read(path: Path, name: str, reader):
@@ -52,7 +53,13 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     out.append(table(cols, rows))
     for cell in cells:
         out += _cell_blocks(path, result, cell, classes, kind, several=len(cells) > 1)
+    if result.get("ledger"):
+        out += ledger_section.ledger_blocks(result, path, kind, _namer(classes), id_text)
     return out
+
+
+def _namer(classes: list):
+    return lambda i: str(classes[int(i)]) if 0 <= int(i) < len(classes) else str(int(i))
 
 
 def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, *, several: bool) -> list[dict]:
@@ -64,7 +71,7 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
         scores = scores.rename(columns={"index": "pool_index"}).assign(id=lambda d: d["pool_index"])
         pairs = pairs.rename(columns={"train_index": "train_id"}).assign(test_id=lambda d: d["test_index"])
     roc = _read(path, files["roc"], pd.read_csv)
-    name = lambda i: str(classes[int(i)]) if 0 <= int(i) < len(classes) else str(int(i))  # noqa: E731
+    name = _namer(classes)
     out: list[dict] = [{"kind": "heading", "text": f"Memorization · {cell}" if several else "Memorization"}]
     flipped = scores["flipped"].to_numpy(bool)
     marks = {"flipped labels": scores["score"].to_numpy()[flipped]} if flipped.any() else None
@@ -76,6 +83,8 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
         with np.load(examples) as f:
             ex = {k: f[k] for k in f.files}
         out += _galleries(ex, scores, pairs, kind, name)
+        if "label_issues" in s:
+            out += ledger_section.issue_blocks(s["label_issues"], scores, ex, kind, name, id_text)
     out.append({"kind": "heading", "text": "Membership inference"})
     curves = {ATTACK_NAMES.get(a, a): (g["fpr"].to_numpy(), g["tpr"].to_numpy()) for a, g in roc.groupby("attack")}
     out.append(figure(figures.roc_loglog(curves), "ROC curves on log-log axes: what matters is the true-positive "

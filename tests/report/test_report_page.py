@@ -105,3 +105,27 @@ def test_a_sweep_with_one_curve_gets_a_report(tmp_path):
     assert r.widths is None and set(r.figures) == {"sizes"}
     html = build_report([r.study_dir], tmp_path / "one_curve.html").read_text()
     assert "Gap against training-set size" in html and "Gap against model width" not in html
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+def test_memorization_with_techniques_shows_labels_and_the_ledger_in_chromium(tmp_path):
+    """The label-issue gallery (given → suggested) and the ledger section render in a browser,
+    with a table of contents that links to them; the key column of a wide table stays in view."""
+    from rotelab.data.builtin import synthetic
+    from rotelab.data.noise import flip_labels
+
+    ds = flip_labels(synthetic(n_train=120, n_test=40, n_features=8, n_classes=3, seed=4), 0.1, seed=0)
+    m = rotelab.memorization(ds, "mlp", models=24, techniques="baseline,dropout", epochs=20, width=32,
+                             batch_size=32, runs_dir=tmp_path / "runs", device="cpu")
+    assert m.ledger["counts"] and (Path(m.study_dir) / "ledger.csv").is_file()
+    page = build_report([m.study_dir], tmp_path / "mem.html")
+    seen = open_in_chromium(page, tmp_path / "mem.png")
+    assert seen["errors"] == [] and seen["figures"] >= 10
+    assert all(w > 50 and h > 50 for w, h in seen["images"])  # every picture decoded (pairs hold two)
+    text = seen["text"]
+    for heading in ("Contents", "Label issues", "Ledger: which examples each technique stops memorizing",
+                    "likely mislabeled", "RMIA offline"):
+        assert heading in text, heading
+    assert "→ suggested" in text or m.summaries["baseline"]["label_issues"]["flagged"] == 0
+    html = page.read_text()
+    assert 'href="#' + Path(m.study_dir).name + '-' in html  # the contents link to the section's headings

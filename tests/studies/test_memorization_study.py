@@ -261,3 +261,37 @@ def test_lira_variance_rule_is_reported_per_variant(tmp_path):
     assert "fixed_variance" not in attacks["loss"]
     mask = r.arrays["baseline"]["trainset_mask"]
     assert lira_fixed_variance(mask, variant="online") and not lira_fixed_variance(mask, variant="offline")
+
+
+def test_rmia_label_issues_and_the_ledger(tiny, tmp_path):
+    """The study's additions: RMIA beside LiRA, the label flag per example, and with several
+    cells the per-example ledger (every pool example in exactly one category)."""
+    r = memorization(tiny, "mlp", models=24, chunk=12, label_noise=0.1, techniques="baseline,l2=0.5",
+                     runs_dir=tmp_path, **FAST)
+    s = r.summaries["baseline"]
+    assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline", "rmia_online", "rmia_offline"}
+    assert 0 <= s["attacks"]["rmia_offline"]["auc"] <= 1 and s["reference_models"] is None
+    df = r.scores["baseline"]
+    assert {"label_issue", "issue_probability", "label_quality", "suggested_label", "suggestion_confidence"} <= set(df)
+    li = s["label_issues"]
+    assert li["flagged"] == int(df["label_issue"].sum()) and {"precision", "recall", "f1"} <= set(li)
+    assert (df.loc[~df["label_issue"], "suggested_label"] == df.loc[~df["label_issue"], "given_label"]).all()
+    led = r.ledger
+    assert led["baseline"] == "baseline" and sum(led["counts"].values()) == 80
+    table = pd.read_csv(Path(r.study_dir) / "ledger.csv")
+    assert len(table) == 80 and {"category", "score_baseline", "diff_l2-0.5", "diff_low_l2-0.5"} <= set(table)
+    np.testing.assert_allclose(table["score_baseline"], df["score"])
+
+
+def test_few_reference_models(tiny, tmp_path):
+    """--reference-models N scores each target with N references; N = 1 leaves out the online
+    attacks (they need a reference on each side). The training is the same: jobs are reused."""
+    full = memorization(tiny, "mlp", models=24, chunk=12, runs_dir=tmp_path, **FAST)
+    one = memorization(tiny, "mlp", models=24, chunk=12, reference_models=1, runs_dir=tmp_path, **FAST)
+    four = memorization(tiny, "mlp", models=24, chunk=12, reference_models=4, runs_dir=tmp_path, **FAST)
+    assert one.jobs_trained == 0 and four.jobs_trained == 0
+    assert set(one.summaries["baseline"]["attacks"]) == {"loss", "lira_offline", "rmia_offline"}
+    assert four.summaries["baseline"]["attacks"]["lira_online"]["auc"] != \
+        full.summaries["baseline"]["attacks"]["lira_online"]["auc"]
+    with pytest.raises(InvalidInputError, match="reference models must be <= 23"):
+        memorization(tiny, "mlp", models=24, reference_models=24, runs_dir=tmp_path, **FAST)
