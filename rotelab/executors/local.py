@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -15,7 +15,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def train(self, jobs: Sequence[Job], examples: Examples, *, device: str, threads: int | None,
+    def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         from rotelab.engine.train import train_job
 

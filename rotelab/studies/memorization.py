@@ -29,7 +29,7 @@ import pandas as pd
 
 from rotelab.engine.train import OUTPUTS
 from rotelab.errors import InvalidInputError
-from rotelab.executors import run_jobs
+from rotelab.executors import make_executor, run_jobs
 from rotelab.measures.membership import (
     AttackROC, attack_roc, example_vulnerability, lira_fixed_variance, lira_scores, loss_attack_scores,
 )
@@ -148,7 +148,7 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
     jobs = _jobs(p, labels, recipes, pool_mask, models=models, chunk=chunk)
     with open_study(p, config, own, sid=study_id("memorization", p.ds.name, p.model.spec.name, ident)) as store:
         outs = run_jobs(jobs, p.examples, store=store, progress=make_progress(progress, "memorization"),
-                        device=opts.device, threads=opts.threads)
+                        device=opts.device, threads=opts.threads, executor=make_executor(opts))
         per_cell = len(chunked(models, chunk))
         parts = _measure_cells(p, labels, outs, pool_mask, per_cell, store.path)
         result = MemorizationResult(
