@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ def train_task(job: Job, examples: Examples, device: str, threads: int, gpu_shar
 
     from rotelab.engine.train import train_job
 
+    started = time.time()
     if device == "cuda" and 0 < gpu_share < 1:
         torch.cuda.set_per_process_memory_fraction(gpu_share)
     notes: list[str] = []
@@ -103,7 +105,8 @@ def train_task(job: Job, examples: Examples, device: str, threads: int, gpu_shar
                            test_mask=examples.test_mask, recipe=job.recipe, n_classes=examples.n_classes,
                            kind=examples.kind, device=device, threads=threads, job_seed=job.job_seed,
                            on_fallback=notes.append, outputs=job.outputs)
-    return arrays, {"host": socket.gethostname(), "pid": os.getpid(), "attempt": _attempt(), "fallback": notes}
+    return arrays, {"host": socket.gethostname(), "pid": os.getpid(), "attempt": _attempt(), "fallback": notes,
+                    "started": started, "ended": time.time()}
 
 
 def _attempt() -> int:
@@ -121,7 +124,9 @@ class RayExecutor:
     """Jobs as Ray tasks. ``address``: the cluster to join (``auto``, ``host:port``,
     ``ray://host:port``); None joins ``RAY_ADDRESS`` when set, else starts a local Ray with
     ``num_cpus`` CPUs (default: all), stopped again when the jobs are done. A Ray already
-    started in this process (``ray.init``) is used as it is."""
+    started in this process (``ray.init``) is used as it is. ``runs`` records each finished
+    task: its job's label and where and when it ran (host, pid, attempt, started and ended
+    by the worker's clock)."""
 
     name = "ray"
 
@@ -129,6 +134,7 @@ class RayExecutor:
                  gpus_per_job: float | None = None, max_retries: int = MAX_RETRIES, num_cpus: int | None = None):
         self.address, self.cpus_per_job, self.gpus_per_job = address, cpus_per_job, gpus_per_job
         self.max_retries, self.num_cpus = max_retries, num_cpus
+        self.runs: list[dict[str, Any]] = []
 
     def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -178,6 +184,7 @@ class RayExecutor:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 i, job = pending.pop(ref)
                 arrays, where = self._result(ray, ref, job)
+                self.runs.append({"label": job.label, **where})
                 progress.advance(job.recipe.epochs)  # a job's epochs count when it finishes
                 if where["fallback"]:
                     progress.note_fallback(where["fallback"][0])
@@ -196,9 +203,11 @@ class RayExecutor:
         except (TypeError, AttributeError, ValueError) as exc:
             if "pickle" not in str(exc).lower() and "serializ" not in str(exc).lower():
                 raise
+            root = _root_cause(exc)
             raise InvalidInputError(f"job {job.label}: its model factory cannot be sent to Ray workers "
-                                    f"({type(exc).__name__}: {_first_line(exc)}); define the factory and its model "
-                                    "class at the top level of a module, or use --executor local") from None
+                                    f"({type(root).__name__}: {_first_line(root)[:200]}); build the model from "
+                                    "picklable parts (no locks, open files or connections in the factory), or use "
+                                    "--executor local") from None
 
     def _result(self, ray: Any, ref: Any, job: Job) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """A finished task's arrays; its failure as one line (a RotelabError from rotelab itself
@@ -210,6 +219,9 @@ class RayExecutor:
             if isinstance(cause, RotelabError):
                 raise cause from None
             what = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else _first_line(exc)
+            if isinstance(cause, ImportError):  # the worker's Python lacks a module the job needs
+                raise JobFailedError(f"job {job.label} failed on Ray ({what}); every Ray node needs rotelab and the "
+                                     "module of your model installed (pip install on each node)") from None
             raise JobFailedError(f"job {job.label} failed on Ray ({what}); an error in the model's code is not "
                                  "retried; fix it and rerun the same command, which keeps the finished jobs") from None
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
@@ -217,6 +229,15 @@ class RayExecutor:
             raise JobFailedError(f"job {job.label}: its Ray worker died {self.max_retries + 1} times "
                                  f"({type(exc).__name__}); check the workers' memory and logs, then rerun the same "
                                  "command, which keeps the finished jobs") from None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception ``exc`` was raised from (Ray wraps a pickling error in its own)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
 
 
 def _first_line(exc: BaseException) -> str:
