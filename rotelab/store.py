@@ -274,7 +274,11 @@ def _prepare_directory(path: Path, on_warning: Warn) -> None:
                 f"{', …' if len(extra) > 5 else ''}); rotelab writes only into an empty directory or its own "
                 "study: choose another --runs-dir, or move those files"
             )
-        (path / "jobs").mkdir(parents=True, exist_ok=True)
+        try:
+            (path / "jobs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder of the path should be, no permission
+            raise StoreError(f"{path}: cannot create the study directory ({_one_line(exc)}); choose another "
+                             "--runs-dir") from None
         _new_index(path)
         return
     _check_version(version, index)
