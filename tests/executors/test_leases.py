@@ -215,3 +215,20 @@ def test_two_cli_drivers_on_one_48_model_study_train_each_job_once(tmp_path):
     assert len(log) == 12 and len({k for k, *_ in log}) == 12  # each job trained once
     assert sorted([first["jobs_trained"], second["jobs_trained"]]) == sorted(owners.values())
     assert first["jobs_trained"] + second["jobs_trained"] == 12
+
+
+def test_a_job_file_a_killed_driver_left_half_written_is_removed_on_reopen(tmp_path):
+    import os
+
+    path = tmp_path / "s"
+    Store.create(path, CONFIG).close()
+    dead, live = _dead_owner().pid, os.getpid()
+    stale, fresh, mine = (path / "jobs" / f".k{i}.tmp{pid}.npz" for i, pid in ((1, dead), (2, dead), (3, live)))
+    for f in (stale, fresh, mine):
+        f.write_bytes(b"PK half a file")
+    old = time.time() - LEASE_SECONDS - 5
+    os.utime(stale, (old, old))
+    os.utime(mine, (old, old))
+    Store.create(path, CONFIG).close()
+    assert not stale.exists()  # its writer is gone and it is older than a lease
+    assert fresh.exists() and mine.exists()  # too recent to be sure / its writer is alive
