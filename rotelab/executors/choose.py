@@ -4,6 +4,8 @@ compute, so they stay out of study ids and job keys (as ``threads`` does)."""
 
 from __future__ import annotations
 
+import os
+
 from rotelab.errors import InvalidInputError
 from rotelab.executors.base import Executor
 from rotelab.options import TrainingOptions
@@ -16,8 +18,9 @@ _RAY_ONLY = ("ray_address", "cpus_per_job", "gpus_per_job")
 def check_executor_options(opts: TrainingOptions) -> None:
     """Validate the executor options before anything runs; InvalidInputError naming the fix.
 
-    ``--executor ray`` without Ray installed says how to install it; a Ray option given to
-    the local executor is refused rather than ignored.
+    ``--executor ray`` without Ray installed says how to install it, and a cluster address
+    that does not answer is named at once; a Ray option given to the local executor is
+    refused rather than ignored.
     """
     check_choice("executor", str(opts.executor), EXECUTORS)
     given = [name for name in _RAY_ONLY if getattr(opts, name) is not None]
@@ -31,9 +34,10 @@ def check_executor_options(opts: TrainingOptions) -> None:
         if str(opts.device) == "cpu":
             raise InvalidInputError("--gpus-per-job asks for GPUs but --device is cpu; use --device auto or cuda")
     if opts.executor == "ray":
-        from rotelab.executors.ray import require_ray
+        from rotelab.executors.ray import check_address, require_ray
 
         require_ray()
+        check_address(opts.ray_address or os.environ.get("RAY_ADDRESS"))
 
 
 def make_executor(opts: TrainingOptions) -> Executor:

@@ -45,6 +45,23 @@ def require_ray() -> Any:
     return ray
 
 
+def check_address(address: str | None, *, timeout: float = 5.0) -> None:
+    """An InvalidInputError when ``address`` (``host:port`` or ``ray://host:port``; ``auto`` and
+    None are left to Ray) does not answer within ``timeout`` seconds: Ray itself would retry
+    for minutes before saying so."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInputError(f"--ray-address {address!r}: expected auto, host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InvalidInputError(f"--ray-address {address}: nothing answers there ({type(exc).__name__}: "
+                                f"{_first_line(exc)}); start the cluster with `ray start --head` and pass the address "
+                                "it prints, or leave --ray-address and RAY_ADDRESS unset for a local Ray") from None
+
+
 # ══ what each task reserves ════════════════════════════════════════════════════════════
 @dataclass(frozen=True)
 class Placement:
@@ -245,4 +262,5 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-__all__ = ["INSTALL", "MAX_RETRIES", "Placement", "RayExecutor", "placement", "require_ray", "train_task"]
+__all__ = ["INSTALL", "MAX_RETRIES", "Placement", "RayExecutor", "check_address", "placement", "require_ray",
+           "train_task"]

@@ -172,6 +172,9 @@ def test_without_ray_the_ray_executor_is_one_line_naming_the_install_command(tmp
     (["--executor", "ray", "--gpus-per-job", "1.5"], r"gpus per job must be in \(0.0, 1.0\], got 1.5"),
     (["--executor", "ray", "--cpus-per-job", "0"], r"cpus per job must be in \(0.0, inf\], got 0.0"),
     (["--executor", "ray", "--gpus-per-job", "0.5", "--device", "cpu"], "asks for GPUs but --device is cpu"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], r"--ray-address 127.0.0.1:1: nothing answers there "
+                                                            r"\(ConnectionRefusedError: .*\); start the cluster with"),
+    (["--executor", "ray", "--ray-address", "ray://nowhere"], "expected auto, host:port or ray://host:port"),
 ])
 def test_bad_executor_options_exit_2_with_one_line(tmp_path, capsys, args, match):
     pytest.importorskip("ray")
