@@ -165,8 +165,9 @@ def test_the_driver_uses_what_another_driver_stored_meanwhile(store):
     other = Owner("elsewhere", 7, "1")  # a live driver on another host holds job 1 ...
     key = jobs[1].key(ex.fingerprint)
     assert store.claim(key, other) == "claimed"
-    reference = run_jobs(jobs[1:], ex, store=Store.create(store.path.parent / "ref", CONFIG), progress=Progress(),
-                         device="cpu")
+    ref_store = Store.create(store.path.parent / "ref", CONFIG)
+    reference = run_jobs(jobs[1:], ex, store=ref_store, progress=Progress(), device="cpu")
+    ref_store.close()
 
     def finish_it() -> None:  # ... and saves it a second later
         time.sleep(1.0)

@@ -18,7 +18,7 @@ import pytest
 import rotelab
 from conftest import run_main
 from executor_helpers import (
-    FAST, assert_same_outputs, ray_cluster, start_cli, stored_outputs, trained_log, wait_for,  # noqa: F401
+    FAST, assert_same_outputs, ray_cluster, stored_outputs, trained_log, wait_for,  # noqa: F401 (a fixture)
 )
 from rotelab.data.builtin import synthetic
 from rotelab.errors import InvalidInputError, JobFailedError

@@ -45,16 +45,22 @@ def _jobs(n: int, epochs: int) -> tuple[list[Job], Examples]:
             for j in range(n)], ex
 
 
+def _run(jobs: list[Job], ex: Examples, path, **kw) -> list:
+    store = Store.create(path, {})
+    try:
+        return run_jobs(jobs, ex, store=store, progress=Progress(), device="cuda", **kw)
+    finally:
+        store.close()
+
+
 def test_two_jobs_share_the_gpu_at_once_and_equal_the_local_executor(tmp_path, ray_gpu):
     executor = RayExecutor(gpus_per_job=0.5)
     warm, ex = _jobs(2, 1)
-    run_jobs(warm, ex, store=Store.create(tmp_path / "warm", {}), progress=Progress(), device="cuda",
-             executor=executor)  # both workers up, CUDA initialised
+    _run(warm, ex, tmp_path / "warm", executor=executor)  # both workers up, CUDA initialised
     jobs, ex = _jobs(2, 60)
-    local = run_jobs(jobs, ex, store=Store.create(tmp_path / "local", {}), progress=Progress(), device="cuda")
+    local = _run(jobs, ex, tmp_path / "local")
     executor.runs.clear()
-    on_ray = run_jobs(jobs, ex, store=Store.create(tmp_path / "ray", {}), progress=Progress(), device="cuda",
-                      executor=executor)
+    on_ray = _run(jobs, ex, tmp_path / "ray", executor=executor)
     for a, b in zip(local, on_ray):
         for name in ("loss", "confidence", "margin", "pred", "correct"):
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
