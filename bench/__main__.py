@@ -18,7 +18,7 @@ from rotelab.engine.threads import cpu_threads
 from rotelab.engine.train import resolve_device
 from rotelab.models import ModelSpec, build_model
 
-from bench import parts
+from bench import parts, precision, realdata
 from bench.loop import train_loop
 from bench.machine import load, machine, matmul_peak
 
@@ -145,6 +145,10 @@ def report(res: dict) -> str:
             f"| {r['scores_seconds']:.3f} | {r['scored']} | {r['mean_score']:.3f} | {r['high_share']:.1%} "
             f"| {r['min_out_models']} |")
         add("")
+    if "realdata" in res:
+        lines += realdata.markdown(res["realdata"])
+    if "precision" in res:
+        lines += precision.markdown(res["precision"], m["device"])
     add("## Against the goals\n")
     add("| figure | goal | measured |")
     add("|---|---|---|")
@@ -204,13 +208,22 @@ def goals(res: dict, cfg: parts.Config) -> list[dict]:
         r = res["memorization"]
         out.append({"figure": f"memorization scores, {r['models']} models", "goal": "< 300 s",
                     "measured": f"{r['wall']:.0f} s", "met": r["wall"] < GOALS["memorization_s"]})
+    if "realdata" in res:
+        for r in res["realdata"]["startup"]:
+            out.append({"figure": f"`{r['command']}`", "goal": "< 1.5 s (median of runs)",
+                        "measured": f"{r['median_s']:.2f} s", "met": r["median_s"] < 1.5})
+        s = res["realdata"]["standardization"]
+        ours, theirs = s["rotelab, standardized (default)"]["test_acc"], \
+            s["scikit-learn, StandardScaler + MLPClassifier"]["test_acc"]
+        out.append({"figure": "breast_cancer CSV test accuracy vs scikit-learn's scaled MLP", "goal": "within 2 points",
+                    "measured": f"{100 * ours:.1f}% vs {100 * theirs:.1f}%", "met": abs(ours - theirs) <= 0.02})
     return out
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
-    ap.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 1,3 (3 needs 1)")
+    ap.add_argument("--parts", default="1,2,3,4,5,6", help="which parts to run, e.g. 1,3 (3 needs 1)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for every engine job and baseline (default: the engine's choice at the start)")
@@ -262,6 +275,15 @@ def _run(a, cfg: parts.Config, want: set[int], device: torch.device, n_threads: 
     if 4 in want:
         log("part 4: memorization scores")
         res["memorization"] = parts.memorization(cfg, device, log)
+    if 5 in want:
+        log("part 5: start-up and a tabular CSV")
+        res["realdata"] = {"startup": realdata.startup(runs=2 if a.quick else 5),
+                           "standardization": realdata.standardization(seeds=1 if a.quick else 3,
+                                                                       sklearn_seeds=1 if a.quick else 5)}
+    if 6 in want:
+        log("part 6: bf16 against fp32")
+        res["precision"] = precision.run(str(device), repeats=1 if a.quick else 2, folds=2 if a.quick else 5,
+                                         epochs=2 if a.quick else None)
     res["load_at_end"] = round(load(), 2)
     res["goals"] = goals(res, cfg)
     out = Path(a.out)

@@ -44,10 +44,11 @@ def run_demo(runs_dir: str | Path = "runs/demo", *, progress: bool = True, devic
     ]
     t = c.table.set_index("technique")
     base = t.loc["baseline"]
-    best = t[t["best"]].iloc[0]
+    best = t.loc[c.recommended or c.best]
+    verdict = "best is" if c.recommended else "no technique is significantly better; the highest mean is"
     lines.append(
         f"Digits (300 examples, 20% flipped labels), 5-fold CV: the baseline fits {base['noisy_memorized']:.0%} of "
-        f"the flipped labels at {base['val_acc']:.1%} clean validation accuracy; best is {best.name}: "
+        f"the flipped labels at {base['val_acc']:.1%} clean validation accuracy; {verdict} {best.name}: "
         f"{best['val_acc']:.1%} ({100 * (best['val_acc'] - base['val_acc']):+.1f} points, p = {best['p_value']:.3g}), fitting "
         f"{best['noisy_memorized']:.0%} of them."
     )

@@ -21,11 +21,11 @@ DEFAULT_TECHNIQUES = "baseline,augment,dropout,l1,l2,augment+dropout+l2"
 
 #: Epochs by model family when none are given: enough for each to fit its training data,
 #: also in the small-data regime (300 examples are only 3 steps an epoch at batch 100).
-DEFAULT_EPOCHS = {"mlp": 100, "cnn": 40, "cnn1d": 60, "custom": 50}
+DEFAULT_EPOCHS = {"mlp": 100, "cnn": 40, "cnn1d": 60, "resnet": 30, "custom": 50}
 #: ``memorization`` trains longer: the scores need models that fit their subset, mislabeled
 #: examples included, and those are fitted last (on digits with 10% flipped labels an MLP
 #: fits ~10% of its flipped examples after 30 epochs and ~90% after 100).
-MEMORIZATION_EPOCHS = {**DEFAULT_EPOCHS, "cnn1d": 100}
+MEMORIZATION_EPOCHS = {**DEFAULT_EPOCHS, "cnn1d": 100, "resnet": 60}
 
 
 def option(default: Any, help: str, *, cli_type: Any = None) -> Any:
@@ -51,8 +51,8 @@ class TrainingOptions:
         None, "scale each feature to mean 0, std 1 with statistics from each model's own training part; "
               "default: on for tabular (vector) data, off for images and sequences")
     # ── model ────────────────────────────────────────────────────────────────────────
-    width: int | None = option(None, "hidden units (mlp) or channels (cnn, cnn1d); default by family")
-    depth: int | None = option(None, "hidden layers (mlp) or convolution layers/stages; default by family")
+    width: int | None = option(None, "hidden units (mlp) or channels (cnn, cnn1d, resnet's first stage); default by family")
+    depth: int | None = option(None, "hidden layers (mlp), convolution layers (cnn, cnn1d) or residual blocks per stage (resnet); default by family")
     dropout: float = option(0.0, "dropout probability in the model (the dropout technique sets it per cell)")
     # ── optimisation ─────────────────────────────────────────────────────────────────
     epochs: int | None = option(None, _epochs_help(DEFAULT_EPOCHS))
@@ -60,6 +60,8 @@ class TrainingOptions:
     lr: float = option(1e-2, "learning rate (Adam at 1e-2 is the MNIST-1D paper's setting)")
     optimizer: str = option("adam", "adam (AdamW) or sgd (momentum 0.9)")
     schedule: str = option("cosine", "learning rate over the run: cosine (anneals to 0) or constant")
+    precision: str = option("fp32", "fp32, or bf16: the forward pass under bf16 autocast, weights and optimizer "
+                                    "state in fp32 (for GPUs; most CPUs run bf16 slower)")
     # ── where and how ────────────────────────────────────────────────────────────────
     device: str = option("auto", "auto (CUDA when present), cpu or cuda")
     threads: int | None = option(None, "CPU threads per job; default: the cores other processes leave free "

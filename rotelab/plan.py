@@ -200,7 +200,7 @@ def check_coverage(pool_mask: np.ndarray, *, n_subset: int, seed: int) -> None:
     if bad == 0:
         return
     needed = models_needed(n_in, n_models, n_pool=n_pool, n_subset=n_subset, seed=seed)
-    fix = f"use --models >= {needed}" if needed else "use more models or a subset nearer 0.5"
+    fix = f"use at least {needed} models (--models {needed})" if needed else "use more models or a subset nearer 0.5"
     who = "1 model leaves" if n_models == 1 else f"{n_models} models leave"
     raise InvalidInputError(
         f"{who} {bad} of {n_pool} training examples without both a model that trained on them and one "

@@ -26,9 +26,10 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``rotelab ARGS`` in a fresh interpreter, as a user would."""
-    env = {**os.environ, "COLUMNS": "120"}
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``rotelab ARGS`` in a fresh interpreter, as a user would (120 columns unless ``env`` says)."""
+    env = {**os.environ, "COLUMNS": "120", **(env or {})}
     return subprocess.run([sys.executable, "-m", "rotelab", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
 
@@ -67,3 +68,19 @@ class RecordingProgress(Progress):
 
     def start(self, *, total, cached, n_jobs):
         self.starts.append((total, cached, n_jobs))
+
+
+def random_members(ds, k: int, n_train: int, seed: int = 0):
+    """Every example of ``ds`` (pool, then test) and ``k`` members, member i training on its own
+    random ``n_train`` of the pool and validating on the rest: (x, y, train, val, test)."""
+    x = np.concatenate([ds.x_train, ds.x_test])
+    y = np.concatenate([ds.y_train, ds.y_test])
+    rng = np.random.default_rng(seed)
+    train = np.zeros((k, len(y)), bool)
+    for i in range(k):
+        train[i, rng.permutation(ds.n_train)[:n_train]] = True
+    val = np.zeros_like(train)
+    val[:, : ds.n_train] = ~train[:, : ds.n_train]
+    test = np.zeros(len(y), bool)
+    test[ds.n_train:] = True
+    return x, y, train, val, test

@@ -8,10 +8,6 @@ from typing import Any
 from rotelab.commands.options import out, pct, study_command
 from rotelab.commands.tables import Column, print_table
 
-#: "best" is said only when the best cell beats the baseline at this level (else: no significant difference)
-SIGNIFICANCE = 0.05
-
-
 def pp(v: float) -> str:
     """A signed change in percentage points: 0.031 -> '+3.1'."""
     return "–" if math.isnan(v) else f"{100 * v:+.1f}"
@@ -24,7 +20,7 @@ def pvalue(p: float) -> str:
 def render(r: Any) -> None:
     if r.defaults:
         print_table(out, "technique defaults (override with name=value)",
-                    [Column("technique", key=True), Column("default", key=True, justify="left"),
+                    [Column("technique", key=True), Column("default", key=True, justify="left", wrap=True),
                      Column("meaning", justify="left", wrap=True)],
                     [[d["name"], str(d["default"]), d["meaning"]] for d in r.defaults])
     ds, noisy = r.dataset, "noisy_memorized" in r.table.columns
@@ -38,7 +34,7 @@ def render(r: Any) -> None:
     cols += [Column("Δ val acc\n(points)", key=True), Column("p", key=True)] if deltas else []
     cols += [Column("train\nacc"), Column("gap\nacc"), Column("gap\nloss"), Column("test\nacc"),
              Column("model-\nepochs")]
-    best = best_label(r)
+    best = r.recommended
     rows, styles = [], []
     for row in r.table.to_dict(orient="records"):
         half = (row["val_acc_ci_high"] - row["val_acc_ci_low"]) / 2
@@ -58,15 +54,6 @@ def render(r: Any) -> None:
     out.print(f"[dim]study: {r.study_dir}  (table.csv, result.json)[/dim]")
 
 
-def best_label(r: Any) -> str | None:
-    """The best cell, when it differs from the baseline at p < 0.05 (or there is no baseline to test)."""
-    row = r.table[r.table["technique"] == r.best].iloc[0]
-    if r.baseline is None or r.best == r.baseline:
-        return r.best if r.baseline is None else None
-    p = row.get("p_value", math.nan)
-    return r.best if p == p and p < SIGNIFICANCE and row["delta_val_acc"] > 0 else None
-
-
 def notes(r: Any, noisy: bool, deltas: bool, best: str | None) -> list[str]:
     lines = ["gap acc = train − validation accuracy; gap loss = validation − train loss"]
     if noisy:
@@ -75,8 +62,8 @@ def notes(r: Any, noisy: bool, deltas: bool, best: str | None) -> list[str]:
         lines.append(f"Δ, p: against {r.baseline}, fold by fold; Nadeau–Bengio corrected paired t-test "
                      f"(n_test/n_train = {r.test_train_ratio:.3g})")
         if best is None:
-            lines.append(f"no technique beats {r.baseline} significantly (p < {SIGNIFICANCE}); the highest mean is "
-                         f"{r.best}")
+            lines.append(f"no technique beats {r.baseline} significantly (p < 0.05): no significant difference; "
+                         f"the highest mean is {r.best}")
     return lines
 
 

@@ -46,7 +46,7 @@ def _fixed_params(kind: str) -> list[inspect.Parameter]:
         inspect.Parameter("data", kw, default=DEFAULT_DATA,
                           annotation=Annotated[str, typer.Option("--data", help=data_help)]),
         inspect.Parameter("model", kw, default=DEFAULT_MODEL, annotation=Annotated[str, typer.Option(
-            "--model", help="mlp, cnn (images) or cnn1d (sequences)")]),
+            "--model", help="mlp, cnn or resnet (images), cnn1d (sequences)")]),
     ]
 
 

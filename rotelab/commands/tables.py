@@ -45,7 +45,8 @@ def print_table(console: Console, title: str, columns: Sequence[Column], rows: S
         t = Table(caption=caption if n == len(groups) - 1 else None)
         for i in group:
             c = columns[i]
-            t.add_column(c.header, justify=c.justify if i else "left", no_wrap=not c.wrap, overflow="fold")
+            t.add_column(c.header, justify=c.justify if i else "left", no_wrap=not c.wrap, overflow="fold",
+                         min_width=None if c.wrap else widths[i])  # only prose columns give way
         for j, row in enumerate(rows):
             t.add_row(*(Text(row[i]) for i in group), style=styles[j] if styles else None)  # user text: no markup
         console.print(t)

@@ -198,17 +198,8 @@ def load_cifar(path: str | Path, *, label_mode: Literal["fine", "coarse"] = "fin
     x_test, y_test = split([test_name])
     title = f"CIFAR-100 ({label_mode} labels)" if cifar100 else "CIFAR-10"
     train_source = train_names[0] if len(train_names) == 1 else f"{train_names[0]}..{train_names[-1][-1]}"
-    ds = make_dataset(
-        path.name,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        classes=classes,
-        kind="image",
-        description=f"{title}, 32x32 RGB, from {path}",
-        id_sources=(train_source, test_name),
-    )
+    ds = make_dataset(path.name, x_train, y_train, x_test, y_test, classes=classes, kind="image",
+                      description=f"{title}, 32x32 RGB, from {path}", id_sources=(train_source, test_name))
     info = {"format": "cifar-100" if cifar100 else "cifar-10", "path": str(path), "test_split": "test batch"}
     if cifar100:
         info["label_mode"] = label_mode

@@ -105,23 +105,8 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
     values, y = _class_labels(df[label_column], label_column, path)
     x = df[features].to_numpy(dtype=np.float32)
     rows = np.arange(len(df), dtype=np.int64)  # read_csv numbers the data rows 0..n-1 (its RangeIndex)
-    ds = make_dataset(
-        path.name,
-        x,
-        y,
-        classes=[str(v) for v in values],
-        kind="vector",
-        description=f"CSV table, {len(features)} numeric features, label column {label_column!r}, from {path}",
-        train_ids=rows,
-        id_kind="row",
-        id_sources=(str(path), str(path)),
-    )
-    return ds.with_(
-        info={
-            "format": "csv",
-            "path": str(path),
-            "label_column": label_column,
-            "test_split": "held out 20%",
-            "feature_columns": features,
-        }
-    )
+    ds = make_dataset(path.name, x, y, classes=[str(v) for v in values], kind="vector",
+                      description=f"CSV table, {len(features)} numeric features, label column {label_column!r}, "
+                                  f"from {path}", train_ids=rows, id_kind="row", id_sources=(str(path), str(path)))
+    return ds.with_(info={"format": "csv", "path": str(path), "label_column": label_column,
+                          "test_split": "held out 20%", "feature_columns": features})

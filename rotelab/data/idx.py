@@ -183,17 +183,9 @@ def load_idx(path: str | Path) -> Dataset:
     height, width = x_train.shape[2:]
     train_file = pairs["train"][0].name
     test_file = train_file if pairs["t10k"][0] is None else pairs["t10k"][0].name
-    ds = make_dataset(
-        path.name,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        classes=classes,
-        kind="image",
-        description=f"IDX images ({height}x{width} grayscale, MNIST-style) from {path}",
-        id_sources=(train_file, test_file),
-    )
+    ds = make_dataset(path.name, x_train, y_train, x_test, y_test, classes=classes, kind="image",
+                      description=f"IDX images ({height}x{width} grayscale, MNIST-style) from {path}",
+                      id_sources=(train_file, test_file))
     return ds.with_(
         info={
             "format": "idx",

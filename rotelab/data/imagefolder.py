@@ -147,27 +147,10 @@ def load_image_folder(path: str | Path) -> Dataset:
     mode = "L" if gray else "RGB"
     x_train, y_train = _read_images(train, mode, size)
     x_test, y_test = _read_images(test, mode, size) if split else (None, None)
-    ds = make_dataset(
-        path.name,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        classes=classes,
-        kind="image",
-        description=(
-            f"image folder, {size[0]}x{size[1]} {'grayscale' if gray else 'RGB'}, {len(classes)} classes, from {path}"
-        ),
-        train_ids=_relative(train, path),
-        test_ids=_relative(test, path) if split else None,
-        id_kind="path",
-        id_sources=(str(path), str(path)),
-    )
-    return ds.with_(
-        info={
-            "format": "imagefolder",
-            "path": str(path),
-            "mode": mode,
-            "test_split": "test/ folder" if split else "held out 20%",
-        }
-    )
+    look = f"{size[0]}x{size[1]} {'grayscale' if gray else 'RGB'}, {len(classes)} classes"
+    ds = make_dataset(path.name, x_train, y_train, x_test, y_test, classes=classes, kind="image",
+                      description=f"image folder, {look}, from {path}", train_ids=_relative(train, path),
+                      test_ids=_relative(test, path) if split else None, id_kind="path",
+                      id_sources=(str(path), str(path)))
+    return ds.with_(info={"format": "imagefolder", "path": str(path), "mode": mode,
+                          "test_split": "test/ folder" if split else "held out 20%"})

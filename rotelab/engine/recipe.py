@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from rotelab.models.zoo import ModelSpec
 
 OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -38,6 +39,7 @@ class Recipe:
     # so every job stored before they existed keeps its key
     standardize: bool = False  # scale features per member with its own training statistics
     batch_techniques: tuple[tuple[str, float], ...] = ()  # (name, strength) of techniques with a batch hook
+    precision: str = "fp32"  # "bf16": forward under bf16 autocast; weights and optimizer state stay fp32
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -49,4 +51,4 @@ class Recipe:
         return d
 
 
-_ADDED = {"standardize": False, "batch_techniques": []}
+_ADDED = {"standardize": False, "batch_techniques": [], "precision": "fp32"}

@@ -18,6 +18,7 @@ from torch import nn
 
 from rotelab.engine.early_stop import EarlyStopping
 from rotelab.engine.members import LoopMembers, StackedMembers, make_members
+from rotelab.engine.memory import check_fits
 from rotelab.engine.recipe import Recipe
 from rotelab.engine.threads import cpu_threads, torch_threads
 from rotelab.errors import InvalidInputError
@@ -54,21 +55,31 @@ def _batch_plan(members: Members, rng: list[np.random.Generator], batch_size: in
     """Each member's own shuffled pass over its training examples, padded to a common length.
 
     Returns idx (K, n_max) int64 and weight (K, n_max) float32; padding repeats the member's
-    own examples with weight 0, so mixing partners never come from outside its subset.
+    own examples with weight 0, so mixing partners never come from outside its subset. A member
+    tops up its own last batch with its own draws, as it would alone; the whole batches it sits
+    out (when others have more examples) are filled without drawing, so its random stream is
+    the one it has alone, and the training loop leaves it untouched on those steps.
     """
     k = members.k
     own = [np.flatnonzero(members.train_mask[i]) for i in range(k)]
-    n_max = max(len(o) for o in own)
-    n_max = int(np.ceil(n_max / batch_size) * batch_size) if n_max > batch_size else n_max
+    n_max = _padded(max(len(o) for o in own), batch_size)
     idx = np.empty((k, n_max), dtype=np.int64)
     w = np.zeros((k, n_max), dtype=np.float32)
     for i, o in enumerate(own):
         perm = rng[i].permutation(o)
         idx[i, : len(o)] = perm
         w[i, : len(o)] = 1.0
-        if n_max > len(o):
-            idx[i, len(o) :] = rng[i].choice(o, size=n_max - len(o))
+        n_own = _padded(len(o), batch_size)
+        if n_own > len(o):  # the member's own last batch, topped up as it would be alone
+            idx[i, len(o) : n_own] = rng[i].choice(o, size=n_own - len(o))
+        if n_max > n_own:  # steps it sits out: no draws
+            idx[i, n_own:] = np.resize(perm, n_max - n_own)
     return idx, w
+
+
+def _padded(n: int, batch_size: int) -> int:
+    """Examples in a member's pass: whole batches, unless it has less than one batch."""
+    return int(np.ceil(n / batch_size) * batch_size) if n > batch_size else n
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -127,7 +138,8 @@ class Standardizer:
 @torch.no_grad()
 def evaluate(
     members: StackedMembers | LoopMembers, x: torch.Tensor, y: torch.Tensor, *, chunk: int | None = None,
-    outputs: Sequence[str] = OUTPUTS, standardizer: Standardizer | None = None,
+    outputs: Sequence[str] = OUTPUTS, standardizer: Standardizer | None = None, precision: str = "fp32",
+    rows: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every member on every example, in eval mode: loss, confidence in the given label,
     logit-scaled confidence (margin), predicted label and correctness, each (K, N), and
@@ -137,12 +149,14 @@ def evaluate(
     # On the CPU ~4k member-rows per chunk keeps activations in cache: 2^18 rows made each
     # elementwise pass stream 100 MB (K=64: MLP eval 0.29 s vs 0.54 s, digits cnn 1.3 s vs 4.4 s).
     # A GPU wants few, large launches instead: 2^18 member-rows per chunk.
-    rows = 4096 if x.device.type == "cpu" else 1 << 18
-    chunk = chunk or max(32, rows // max(members.k, 1))
+    # ``rows``: what the memory budget allows (a convnet's activations at 2^18 rows can exceed a GPU).
+    budget, rows = rows, min(rows or 1 << 62, 4096 if x.device.type == "cpu" else 1 << 18)
+    chunk = chunk or max(32 if budget is None else 1, rows // max(members.k, 1))
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in outputs}
     for start in range(0, len(x), chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
-        logits = (members.forward_shared(xb) if standardizer is None else members(standardizer(xb))).float()
+        with _autocast(x.device, precision):
+            logits = (members.forward_shared(xb) if standardizer is None else members(standardizer(xb))).float()
         logp = log_softmax(logits)  # (K, B, C)
         lp_y = logp.gather(-1, yb.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
         pred = logits.max(-1).indices  # = argmax (first of ties), 5x faster on CPU for few classes
@@ -152,6 +166,12 @@ def evaluate(
         for name in outputs:
             parts[name].append(out[name]())
     return {k: torch.cat(v, dim=1) for k, v in parts.items()}
+
+
+def _autocast(device: torch.device, precision: str):
+    """bf16 autocast for the forward pass (matrix products and convolutions in bf16; weights,
+    gradients and optimizer state stay fp32, so no loss scaling is needed), or nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _log1m_p(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -185,6 +205,7 @@ class _Run:
     yt: torch.Tensor  # (N,)
     masks: dict[str, torch.Tensor]  # "train", "val", "test": (K, N) bool
     threads: int
+    eval_rows: int | None  # member-rows an evaluation chunk may hold (the memory budget), None: the default
 
 
 def train_job(
@@ -245,6 +266,7 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
     net, reason = make_members(factory, members.seeds, dev, sample)
     if reason is not None and on_fallback is not None:
         on_fallback(reason)
+    eval_rows = check_fits(net, sample[:2].unsqueeze(0).expand(net.k, *[-1] * sample.dim()), recipe.batch_size, dev)
     used = torch.get_num_threads()
     if dev.type == "cpu":  # ~6 FLOPs per weight and example (forward + backward): enough to size a step
         flops = 6 * recipe.batch_size * sum(p.numel() for _, p in net.named_parameters())
@@ -266,7 +288,8 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
 
         hooks = [(TECHNIQUES[name].on_batch, strength) for name, strength in recipe.batch_techniques]
     rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
-    return _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used))
+    return _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used),
+                eval_rows)
 
 
 def _optimizer(net, recipe: Recipe, members: Members):
@@ -302,14 +325,41 @@ def _fit(run: _Run, members: Members, recipe: Recipe, n_classes: int, on_epoch):
         idx, w = _batch_plan(members, run.rngs, recipe.batch_size)
         idx_t, w_t = torch.from_numpy(idx).to(run.xt.device), torch.from_numpy(w).to(run.xt.device)
         for start in range(0, idx.shape[1], recipe.batch_size):
+            idle = w[:, start : start + recipe.batch_size].sum(1) == 0  # members with no example this step
+            kept = _freeze(run, idle) if idle.any() else None
             _step(run, recipe, n_classes, idx_t[:, start : start + recipe.batch_size],
                   w_t[:, start : start + recipe.batch_size])
+            if kept is not None:
+                _thaw(run, idle, kept)
         _record(run, recipe, epoch, curves, stopper)
         if on_epoch is not None:
             on_epoch(epoch, recipe.epochs)
         if stopper is not None and stopper.all_stopped:
             break
     return stopper, curves
+
+
+def _freeze(run: _Run, idle: np.ndarray):
+    """Before a step some members sit out: their weights, buffers and optimizer state, to put back."""
+    state = {id(p): {k: v.clone() for k, v in st.items() if torch.is_tensor(v) and v.dim() > 0}
+             for p, st in run.opt.state.items()}
+    return run.net.snapshot(), state
+
+
+@torch.no_grad()
+def _thaw(run: _Run, idle: np.ndarray, kept) -> None:
+    """After the step: the idle members as they were (Adam would still move them by its momentum)."""
+    snap, state = kept
+    which = torch.as_tensor(idle, device=run.xt.device)
+    run.net.restore(snap, which)
+    params = dict(run.net.named_parameters())
+    for name, p in params.items():
+        old, new = state.get(id(p), {}), run.opt.state.get(p, {})
+        for key, before in old.items():
+            if run.net.vectorized:  # stacked (K, ...) state: the idle members' rows
+                new[key].copy_(torch.where(which.view(-1, *[1] * (before.dim() - 1)), before, new[key]))
+            elif idle[int(name.split(".", 1)[0])]:  # the loop: member i's own tensors
+                new[key].copy_(before)
 
 
 def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch.Tensor) -> None:
@@ -327,7 +377,9 @@ def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch
         xb, target = run.mixer(xb, target)
     for hook, strength in run.hooks:
         xb, target = hook(xb, target, strength)
-    per_ex = -(target * log_softmax(run.net(xb))).sum(-1)  # (K, B)
+    with _autocast(run.xt.device, recipe.precision):
+        logits = run.net(xb)
+    per_ex = -(target * log_softmax(logits.float())).sum(-1)  # (K, B)
     loss = ((per_ex * bw).sum(1) / bw.sum(1).clamp(min=1)).sum()  # a sum over members: no gradient crosses them
     if recipe.l1:
         loss = loss + recipe.l1 * sum(p.abs().sum() for p in run.decay)
@@ -343,7 +395,8 @@ def _record(run: _Run, recipe: Recipe, epoch: int, curves: dict, stopper: EarlyS
     record = recipe.eval_every > 0 and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs)
     if not (record or stopper is not None):
         return
-    out = evaluate(run.net, run.xt, run.yt, outputs=("loss", "correct"), standardizer=run.standardizer)
+    out = evaluate(run.net, run.xt, run.yt, outputs=("loss", "correct"), standardizer=run.standardizer,
+                   precision=recipe.precision, rows=run.eval_rows)
     if record:
         curves["epoch"].append(epoch)
         for name, mask in run.masks.items():
@@ -362,7 +415,8 @@ def _finish(run: _Run, recipe: Recipe, stopper: EarlyStopping | None, curves: di
         best_epoch, stopped_at = stopper.best_epoch, stopper.stopped_at
     else:
         best_epoch = stopped_at = np.full(k, recipe.epochs, dtype=np.int64)
-    final = evaluate(run.net, run.xt, run.yt, outputs=outputs, standardizer=run.standardizer)
+    final = evaluate(run.net, run.xt, run.yt, outputs=outputs, standardizer=run.standardizer,
+                     precision=recipe.precision, rows=run.eval_rows)
     result = {name: final[name].cpu().numpy() for name in outputs}
     for name in CURVES:
         result[name] = np.stack(curves[name], axis=1) if curves["epoch"] else np.zeros((k, 0), dtype=np.float32)

@@ -59,7 +59,7 @@ def run_jobs(
 
         executor = LocalExecutor()
     d = _Driver(list(jobs), [job.key(examples.fingerprint) for job in jobs], store, progress, Owner.this_process())
-    d.results = [store.load_or_discard(key) if store.has(key) else None for key in d.keys]
+    d.results = [store.load_or_discard(key) for key in d.keys]  # a damaged file: named, set aside, retrained
     todo = d.pending()
     progress.start(total=sum(jobs[i].recipe.epochs for i in todo), cached=len(jobs) - len(todo), n_jobs=len(jobs))
     try:
@@ -67,8 +67,8 @@ def run_jobs(
             while d.pending():
                 d.train(executor, examples, device=device, threads=threads)
                 d.wait_for_others()
-    except KeyboardInterrupt:
-        raise Interrupted(len(jobs) - len(d.pending()), len(jobs)) from None
+    except KeyboardInterrupt:  # the store is the truth: Ctrl-C may land between a job's record and this loop
+        raise Interrupted(sum(store.has(key) for key in d.keys), len(jobs)) from None
     finally:
         with contextlib.suppress(Exception):  # a lease left behind only expires later
             store.release(d.owner)

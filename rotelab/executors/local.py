@@ -1,11 +1,19 @@
-"""The in-process executor: trains jobs one after another on this machine."""
+"""The in-process executor: trains jobs one after another on this machine.
+
+A job whose members do not fit in memory (``rotelab.engine.memory``) is trained in parts of
+as many members as fit, halving on an out-of-memory error, and joined back into one result:
+a study never stops for memory while one member fits, and finished jobs are stored already.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 import numpy as np
 
+from rotelab.engine.train import Members
+from rotelab.errors import RotelabError
 from rotelab.plan import Examples, Job
 from rotelab.progress import Progress
 
@@ -17,8 +25,6 @@ class LocalExecutor:
 
     def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        from rotelab.engine.train import train_job
-
         for i, job in enumerate(jobs):
             progress.job(job.label)
             seen = [0]
@@ -27,12 +33,44 @@ class LocalExecutor:
                 seen[0] += 1
                 progress.advance(1)
 
-            arrays = train_job(
-                job.model.factory, examples.x, examples.y, members=job.members, test_mask=examples.test_mask,
-                recipe=job.recipe, n_classes=examples.n_classes, kind=examples.kind, device=device,
-                threads=threads, job_seed=job.job_seed, on_epoch=on_epoch, on_fallback=progress.note_fallback,
-                outputs=job.outputs,
-            )
+            arrays = train_fitting(job, examples, device=device, threads=threads, on_epoch=on_epoch,
+                                   on_fallback=progress.note_fallback)
             if job.recipe.epochs > seen[0]:  # early stopping ended the job early
                 progress.advance(job.recipe.epochs - seen[0])
             yield i, arrays
+
+
+def train_fitting(job: Job, examples: Examples, *, device: str, threads: int | None,
+                  on_epoch: Callable[[int, int], None] | None = None,
+                  on_fallback: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
+    """``train_job`` for ``job``, in parts of fewer members when they do not fit in memory."""
+    import torch
+
+    from rotelab.engine.memory import JobTooLarge, join_parts
+    from rotelab.engine.train import train_job
+
+    try:
+        return train_job(job.model.factory, examples.x, examples.y, members=job.members,
+                         test_mask=examples.test_mask, recipe=job.recipe, n_classes=examples.n_classes,
+                         kind=examples.kind, device=device, threads=threads, job_seed=job.job_seed,
+                         on_epoch=on_epoch, on_fallback=on_fallback, outputs=job.outputs)
+    except (JobTooLarge, torch.OutOfMemoryError) as exc:
+        k = job.members.k
+        fit = exc.fit if isinstance(exc, JobTooLarge) else k // 2
+        if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if k == 1 or fit < 1:
+            raise RotelabError(f"job {job.label!r}: one member does not fit in memory ({exc}); use a smaller "
+                               "--batch-size or --width, or a device with more memory") from None
+        size = min(fit, k // 2) if fit >= k else fit
+        parts = [train_fitting(_part(job, range(s, min(s + size, k))), examples, device=device, threads=threads,
+                               on_epoch=on_epoch if s == 0 else None, on_fallback=on_fallback)
+                 for s in range(0, k, size)]
+        return join_parts(parts)
+
+
+def _part(job: Job, rows: range) -> Job:
+    """The job with only members ``rows``: same recipe, model and job seed."""
+    m = job.members
+    return replace(job, members=Members(m.seeds[rows.start:rows.stop], m.train_mask[rows.start:rows.stop],
+                                        m.val_mask[rows.start:rows.stop]))

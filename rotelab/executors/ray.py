@@ -104,12 +104,14 @@ def placement(device: str, *, threads: int | None, cpus_per_job: float | None, g
 # ══ in the worker ══════════════════════════════════════════════════════════════════════
 def train_task(job: Job, examples: Examples, device: str, threads: int, gpu_share: float
                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """One job in a Ray worker: ``train_job`` on ``threads`` torch threads; on a GPU share
-    below 1 the process may use only that fraction of the GPU's memory. Returns the arrays
-    and where it ran (host, pid, attempt: 0 on the first run, n after n retries)."""
+    """One job in a Ray worker, as the local executor trains it (``train_fitting``: in parts
+    when its members do not fit in memory) on ``threads`` torch threads; on a GPU share below
+    1 the process may use only that fraction of the GPU's memory (the memory planner then sees
+    that share). Returns the arrays and where it ran (host, pid, attempt: 0 on the first run,
+    n after n retries)."""
     import torch
 
-    from rotelab.engine.train import train_job
+    from rotelab.executors.local import train_fitting
 
     started = time.time()
     if device == "cuda" and 0 < gpu_share < 1:
@@ -118,10 +120,7 @@ def train_task(job: Job, examples: Examples, device: str, threads: int, gpu_shar
     with warnings.catch_warnings():
         # the examples are read-only views of the object store; the engine never writes to them
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        arrays = train_job(job.model.factory, examples.x, examples.y, members=job.members,
-                           test_mask=examples.test_mask, recipe=job.recipe, n_classes=examples.n_classes,
-                           kind=examples.kind, device=device, threads=threads, job_seed=job.job_seed,
-                           on_fallback=notes.append, outputs=job.outputs)
+        arrays = train_fitting(job, examples, device=device, threads=threads, on_fallback=notes.append)
     return arrays, {"host": socket.gethostname(), "pid": os.getpid(), "attempt": _attempt(), "fallback": notes,
                     "started": started, "ended": time.time()}
 

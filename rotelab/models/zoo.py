@@ -1,4 +1,5 @@
-"""Built-in model families: ``mlp``, ``cnn`` (2-D images) and ``cnn1d`` (sequences).
+"""Built-in model families: ``mlp``, ``cnn`` (2-D images), ``cnn1d`` (sequences) and ``resnet``
+(a small residual CNN with BatchNorm for CIFAR-sized images).
 
 Each builder returns a plain ``nn.Module`` mapping a batch (B, *feature_shape) to logits
 (B, n_classes). The engine stacks K of them (one per member) and trains them at once.
@@ -34,7 +35,8 @@ class ModelSpec:
 #: baselines (Greydanus 2020: MLP 100-100; CNN of 3 strided convs). The paper's CNN has 25
 #: channels and trains on all 4000 examples; rotelab holds 20% out for validation, and with
 #: 3200 examples 25 channels reach ~89-92% test accuracy, 128 channels ~94.6% (measured).
-DEFAULTS = {"mlp": (100, 2), "cnn": (32, 2), "cnn1d": (128, 3)}
+#: ``resnet`` is He et al.'s CIFAR ResNet with ``depth`` blocks per stage: depth 1 is ResNet-8.
+DEFAULTS = {"mlp": (100, 2), "cnn": (32, 2), "cnn1d": (128, 3), "resnet": (16, 1)}
 MODELS = tuple(DEFAULTS)
 
 
@@ -115,7 +117,76 @@ def cnn1d(input_shape, n_classes, *, width, depth, dropout) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-BUILDERS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "cnn1d": cnn1d}
+class Residual(nn.Module):
+    """``body(x) + shortcut(x)``, x (B, C, H, W) -> (B, C', H', W'); an empty shortcut is the identity.
+
+    A module of its own (not a closure) so that the engine's stacked fast path can recognise it
+    and run both branches on all members at once (``rotelab.engine.members.fast_plan``).
+    """
+
+    def __init__(self, body: nn.Sequential, shortcut: nn.Sequential | None = None):
+        super().__init__()
+        self.body = body
+        self.shortcut = nn.Sequential() if shortcut is None else shortcut
+
+    def forward(self, x):
+        return self.body(x) + self.shortcut(x)
+
+
+#: Smallest image side ``resnet`` accepts: its two stride-2 stages leave a 2x2 map for the global
+#: average pool. Built for 32x32 and up (CIFAR); see ``resnet``.
+RESNET_MIN_SIDE = 8
+
+
+def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False)  # BN adds the bias
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # as torchvision's ResNets
+    return [conv, nn.BatchNorm2d(c_out)]
+
+
+def resnet(input_shape, n_classes, *, width, depth, dropout) -> nn.Module:
+    """He et al.'s CIFAR ResNet (2016, section 4.2) with ``6·depth + 2`` layers: a 3x3 stem, three
+    stages of ``depth`` basic blocks (two 3x3 conv + BatchNorm) at width, 2·width and 4·width
+    channels (stages 2 and 3 halve the map; their first block's shortcut is a 1x1 conv +
+    BatchNorm, the others are the identity), global average pooling, one Linear layer.
+    (B, C, H, W) -> logits (B, n_classes).
+
+    Parameters for 3x32x32 images and 10 classes (the count does not depend on the image
+    side): width 16, depth 1 (the default, ResNet-8): 78,042; width 16, depth 3 (ResNet-20):
+    272,474; width 32, depth 1: 308,650. One input channel (grey images): 288 fewer.
+
+    Built for images of 32x32 and up (CIFAR-10/100, SVHN, upsampled small images). Smaller images
+    down to 8x8 also work: the average pool takes any map size, though the last stage then sees
+    a 2x2 map; smaller ones are refused (use ``cnn``). Accuracy on real CIFAR-10 can only be
+    checked where the user has its files (see the benchmark's notes).
+    """
+    if len(input_shape) != 3:
+        raise InvalidInputError(
+            f"model 'resnet' needs image features (C, H, W), got feature shape {tuple(input_shape)}; "
+            "use 'mlp', or 'cnn1d' for sequences")
+    channels, h, w = input_shape
+    if min(h, w) < RESNET_MIN_SIDE:
+        raise InvalidInputError(
+            f"model 'resnet' needs images of at least {RESNET_MIN_SIDE}x{RESNET_MIN_SIDE} (it is built for 32x32 "
+            f"and up), got {h}x{w}; use 'cnn' for small images")
+    layers: list[nn.Module] = [*_conv_bn(channels, width, 3, 1), nn.ReLU()]
+    c = width
+    for stage in range(3):
+        out = width * 2**stage
+        for block in range(depth):
+            stride = 2 if stage > 0 and block == 0 else 1
+            body = nn.Sequential(*_conv_bn(c, out, 3, stride), nn.ReLU(), *_conv_bn(out, out, 3, 1))
+            shortcut = nn.Sequential(*_conv_bn(c, out, 1, stride)) if stride != 1 or c != out else None
+            layers += [Residual(body, shortcut), nn.ReLU()]
+            c = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(c, n_classes))
+    return nn.Sequential(*layers)
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "cnn": cnn, "cnn1d": cnn1d, "resnet": resnet}
 
 
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:

@@ -12,7 +12,25 @@ def b64(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
+class Pct(float):
+    """A fraction shown in percent (0.953 -> 95.3%); sorts by its value. Every accuracy, rate
+    and share in the report is one, so a page never mixes 0.787 with 67.6%."""
+
+
+class Points(float):
+    """A difference of two fractions shown in percentage points (0.031 -> +3.1 pts)."""
+
+
+def pcts(*values: float | None) -> list[float]:
+    """Each value as :class:`Pct` (None and NaN stay NaN)."""
+    return [Pct(float("nan") if v is None else v) for v in values]
+
+
 def _fmt(v: float) -> str:
+    if isinstance(v, Pct):
+        return pct(v)
+    if isinstance(v, Points):
+        return "–" if v != v else f"{100 * v:+.1f} pts"
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return f"{v:,}"
     if v != v:

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from rotelab.report import figures
-from rotelab.report.blocks import figure, pct, table
+from rotelab.report.blocks import Pct, Points, figure, pct, pcts, table
 
 
 def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     rows = result["table"]
     noisy = "noisy_memorized" in rows[0]
     labels = [r["technique"] for r in rows]
-    best = next((i for i, r in enumerate(rows) if r.get("best")), None)
+    recommended = result.get("recommended", result.get("best"))
+    best = next((i for i, r in enumerate(rows) if r["technique"] == recommended), None)
     extra = {"noisy labels memorized": [r["noisy_memorized"] for r in rows]} if noisy else None
     k = result["folds"] * result.get("repeats", 1)
     out = [
@@ -24,11 +25,16 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
             + "), identical for every row. Validation accuracy is on "
             + ("the clean labels; the noise was injected into the training folds only." if noisy else "the held-out fold.")
             + (f" Δ and p are against {result['baseline']} ({'Nadeau–Bengio corrected resampled t-test' if result.get('test') == 'corrected_t' else 'paired t-test'})."
-               if result.get("baseline") else ""))},
+               if result.get("baseline") else "")
+            + (f" Best: {recommended}, significantly better than {result['baseline']} (p < 0.05)." if
+               result.get("baseline") and recommended else
+               f" No significant difference: no technique beats {result['baseline']} at p < 0.05 (the highest mean "
+               f"is {result.get('best')})." if result.get("baseline") else ""))},
         figure(figures.interval_bars(labels, [r["val_acc"] for r in rows], [r["val_acc_ci_low"] for r in rows],
                                      [r["val_acc_ci_high"] for r in rows], xlabel="validation accuracy (95% CI)",
                                      highlight=best, extra=extra),
-               "Validation accuracy by technique, mean and 95% confidence interval across folds; the best is orange."
+               "Validation accuracy by technique, mean and 95% confidence interval across folds"
+               + ("; the significantly best is orange." if best is not None else ".")
                + (" Diamonds: fraction of flipped training labels the model reproduces." if noisy else "")),
     ]
     cols = ["technique", "val acc", "95% CI", "train acc", "acc gap", "loss gap", "test acc"]
@@ -39,14 +45,14 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     cols.append("model-epochs")
     body = []
     for r in rows:
-        row = [r["technique"] + (" ★" if r.get("best") else ""), r["val_acc"],
-               f"{pct(r['val_acc_ci_low'])} – {pct(r['val_acc_ci_high'])}", r["train_acc"], r["acc_gap"],
-               r["loss_gap"], r["test_acc"]]
+        row = [r["technique"] + (" ★" if r["technique"] == recommended else ""), Pct(r["val_acc"]),
+               f"{pct(r['val_acc_ci_low'])} – {pct(r['val_acc_ci_high'])}", *pcts(r["train_acc"], r["acc_gap"]),
+               r["loss_gap"], Pct(r["test_acc"])]
         if noisy:
-            row.append(r["noisy_memorized"])
+            row.append(Pct(r["noisy_memorized"]))
         if result.get("baseline"):
             d = r.get("delta_val_acc")
-            row += [d if d is not None and np.isfinite(d) else float("nan"),
+            row += [Points(d if d is not None and np.isfinite(d) else float("nan")),
                     r.get("p_value") if r.get("p_value") is not None else float("nan")]
         row.append(int(r["model_epochs"]))
         body.append(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.report import figures
-from rotelab.report.blocks import figure, pct, table
+from rotelab.report.blocks import Pct, figure, pct, pcts, table
 
 
 def blocks(study: dict, result: dict, path: Path) -> list[dict]:
@@ -22,8 +22,8 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
         if i not in keep:
             continue
         c = result["curves"]
-        rows.append([e, c["train_acc"][i], c["val_acc"][i], c["test_acc"][i], c["train_loss"][i], c["val_loss"][i],
-                     c["train_acc"][i] - c["val_acc"][i]])
+        rows.append([e, *pcts(c["train_acc"][i], c["val_acc"][i], c["test_acc"][i]), c["train_loss"][i],
+                     c["val_loss"][i], Pct(c["train_acc"][i] - c["val_acc"][i])])
     if result.get("severity"):
         text = f"({result['severity']}) " + text
     if result.get("note"):

@@ -55,8 +55,8 @@ def interval_bars(labels: Sequence[str], means, lows, highs, *, xlabel: str, hig
     ax.set_yticks(y, labels)
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
-    if extra:
-        ax.legend(frameon=False, loc="lower right")
+    if extra:  # outside the axes, so it never covers a bar
+        ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(extra))
     shown = [lows[np.isfinite(lows)], means] + [np.asarray(v, float) for v in (extra or {}).values()]
     lo = np.nanmin(np.concatenate(shown)) if n else 0
     ax.set_xlim(max(0.0, lo - 0.05), None)

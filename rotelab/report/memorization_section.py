@@ -10,7 +10,7 @@ import pandas as pd
 
 from rotelab.errors import StoreError
 from rotelab.report import figures
-from rotelab.report.blocks import b64, figure, pct, table
+from rotelab.report.blocks import Pct, b64, figure, pct, pcts, table
 
 GALLERY = 16
 PAIRS = 6
@@ -34,9 +34,9 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     for cell in cells:
         s = result["summaries"][cell]
         head = s["attacks"].get(s.get("headline_attack", "lira_online"), {})
-        row = [cell, s["mean_score"], s["share_above_0_5"], s["split_half_correlation"],
-               s["attacks"]["loss"]["auc"], head.get("auc"), head.get("tpr_at_0_1pct"), head.get("tpr_at_1pct"),
-               s["accuracy"]["train"], s["accuracy"]["held_out"]]
+        row = [cell, s["mean_score"], Pct(s["share_above_0_5"]), s["split_half_correlation"],
+               s["attacks"]["loss"]["auc"], head.get("auc"), *pcts(head.get("tpr_at_0_1pct"), head.get("tpr_at_1pct"),
+                                                                   s["accuracy"]["train"], s["accuracy"]["held_out"])]
         if s.get("flipped_auc_score") is not None:
             row.append(s["flipped_auc_score"])
         rows.append([float("nan") if v is None else v for v in row])
@@ -60,6 +60,9 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
     s = result["summaries"][cell]
     scores = _read(path, files["scores_csv"], pd.read_csv)
     pairs = _read(path, files["influence"], pd.read_csv)
+    if "pool_index" not in scores:  # written before examples carried ids: the position is the id
+        scores = scores.rename(columns={"index": "pool_index"}).assign(id=lambda d: d["pool_index"])
+        pairs = pairs.rename(columns={"train_index": "train_id"}).assign(test_id=lambda d: d["test_index"])
     roc = _read(path, files["roc"], pd.read_csv)
     name = lambda i: str(classes[int(i)]) if 0 <= int(i) < len(classes) else str(int(i))  # noqa: E731
     out: list[dict] = [{"kind": "heading", "text": f"Memorization · {cell}" if several else "Memorization"}]
@@ -78,7 +81,7 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
     out.append(figure(figures.roc_loglog(curves), "ROC curves on log-log axes: what matters is the true-positive "
                                                    "rate at a low false-positive rate (Carlini et al. 2022)."))
     out.append(table(["attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR"],
-                     [[ATTACK_NAMES.get(a, a), v["auc"], v["tpr_at_0_1pct"], v["tpr_at_1pct"]]
+                     [[ATTACK_NAMES.get(a, a), v["auc"], *pcts(v["tpr_at_0_1pct"], v["tpr_at_1pct"])]
                       for a, v in s["attacks"].items()]))
     top_rows = [[id_text(r.get("id", r.get("index"))), name(r["given_label"]), name(r["predicted_label"]), r["score"], r["stderr"],
                  "yes" if r["flipped"] else "no"] for r in s["top_memorized"]]

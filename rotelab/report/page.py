@@ -136,9 +136,14 @@ def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path
         study, result = load_study(path)
         kind = study["kind"]
         blocks = SECTIONS.get(kind, generic_blocks)(study, result, path)
+        headings = []
+        for n, block in enumerate(b for b in blocks if b["kind"] == "heading"):  # the table of contents
+            block["id"] = f"{path.name}-{n}"
+            headings.append((block["id"], block["text"]))
         sections.append({
-            "anchor": path.name, "heading": f"{kind} · {study['dataset'].get('name')}",
+            "anchor": path.name, "heading": f"{kind} · {study['dataset'].get('name')}", "headings": headings,
             "meta": _meta(study), "command": _command(study), "blocks": blocks,
+            "study_file": str(path / "study.toml") if (path / "study.toml").is_file() else "",
         })
     from rotelab import __version__
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.errors import StoreError
-from rotelab.report.blocks import figure, table
+from rotelab.report.blocks import Pct, figure, pcts, table
 
 
 def _png(path: Path, stored: str) -> bytes:
@@ -31,9 +31,10 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
             cols.append("noisy labels memorized")
         body = []
         for r in rows:
-            row = [r[axis], r["params"], r["train_acc"], r["val_acc"], r["acc_gap"], r["loss_gap"], r["test_acc"]]
+            row = [r[axis], r["params"], *pcts(r["train_acc"], r["val_acc"], r["acc_gap"]), r["loss_gap"],
+                   Pct(r["test_acc"])]
             if noisy:
-                row.append(r.get("noisy_memorized", float("nan")))
+                row.append(Pct(r.get("noisy_memorized", float("nan"))))
             body.append(row)
         out.append(table(cols, body))
     return out

@@ -33,6 +33,10 @@ from rotelab.validation import check_int
 
 
 # ══ compare ═══════════════════════════════════════════════════════════════════════════════
+#: "best" is said only when the best cell beats the baseline at this level
+SIGNIFICANCE = 0.05
+
+
 @dataclass(frozen=True, eq=False)
 class CompareResult:
     """The comparison table (one row a technique cell) and the per-fold values behind it.
@@ -45,7 +49,9 @@ class CompareResult:
     memorized) with its CI; against ``baseline`` (only when it is a cell):
     ``delta_val_acc`` with CI and ``p_value`` (paired test across folds), and
     ``delta_noisy_memorized``; ``model_epochs`` (epochs trained, summed over members);
-    ``best`` (highest mean validation accuracy).
+    ``best`` (highest mean validation accuracy). ``recommended`` is that cell only when it
+    beats ``baseline`` at p < ``SIGNIFICANCE`` (or there is no baseline to test against);
+    otherwise None: no technique made a significant difference.
     """
 
     study_dir: str
@@ -59,6 +65,7 @@ class CompareResult:
     epochs: int
     baseline: str | None
     best: str
+    recommended: str | None  # the best cell when significantly better than baseline, else None
     test: str  # the paired test: "corrected_t" (Nadeau & Bengio), for k-fold and repeated 80/20 splits alike
     test_train_ratio: float  # n_test / n_train of one split: 1 / (folds − 1), or 0.25 for folds == 1
     techniques: list[dict]  # label and the recipe settings of each cell
@@ -166,6 +173,7 @@ def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, 
         epochs=epochs,
         baseline=None if base_i is None else labels[base_i],
         best=labels[best_i],
+        recommended=_recommended(table, best_i, base_i),
         test="corrected_t",
         test_train_ratio=ratio,
         techniques=[{"technique": lab, **r.to_dict()} for lab, r in zip(labels, recipes)],
@@ -173,6 +181,17 @@ def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, 
         vectorized=all(bool(out["vectorized"]) for out in results),
         seconds=float(sum(float(out["seconds"]) for out in results)),
     )
+
+
+def _recommended(table: pd.DataFrame, best_i: int, base_i: int | None) -> str | None:
+    """The best cell, if it beats the baseline significantly (p < SIGNIFICANCE, better mean)."""
+    row = table.iloc[best_i]
+    if base_i is None:
+        return row["technique"]
+    if best_i == base_i:
+        return None
+    p, delta = row.get("p_value", math.nan), row.get("delta_val_acc", math.nan)
+    return row["technique"] if p == p and p < SIGNIFICANCE and delta > 0 else None
 
 
 def _against(base: dict[str, np.ndarray], m: dict[str, np.ndarray], ratio: float, noisy: bool) -> dict:

@@ -28,7 +28,7 @@ from torch import nn
 
 from rotelab.context import run_context
 from rotelab.data import Dataset, feature_warnings, load_dataset
-from rotelab.engine.recipe import OPTIMIZERS, SCHEDULES, Recipe
+from rotelab.engine.recipe import OPTIMIZERS, PRECISIONS, SCHEDULES, Recipe
 from rotelab.engine.train import resolve_device
 from rotelab.errors import DataWarning, InvalidInputError
 from rotelab.executors.choose import check_executor_options
@@ -153,9 +153,10 @@ def prepare(kind: str, data: Any, model: ModelArg, opts: TrainingOptions, *,
     epochs = check_training(opts, family=choice.family, epochs_table=epochs_table)
     standardize = ds.kind == "vector" if opts.standardize is None else bool(opts.standardize)
     for line in feature_warnings(ds, standardize=standardize):
-        warnings.warn(line, DataWarning, stacklevel=3)
+        warnings.warn(line, DataWarning, stacklevel=4)  # at the caller of rotelab.diagnose() etc.
     recipe = Recipe(model=choice.spec, epochs=epochs, batch_size=opts.batch_size, lr=opts.lr,
-                    optimizer=opts.optimizer, schedule=opts.schedule, standardize=standardize)
+                    optimizer=opts.optimizer, schedule=opts.schedule, standardize=standardize,
+                    precision=opts.precision)
     return Prepared(kind, data, model, ds, Examples.of(ds), choice, recipe,
                     replace(opts, epochs=epochs, standardize=standardize))
 
@@ -168,6 +169,7 @@ def check_training(opts: TrainingOptions, *, family: str, epochs_table: dict[str
     check_float("learning rate", opts.lr, low=0.0, low_open=True)
     check_choice("optimizer", opts.optimizer, OPTIMIZERS)
     check_choice("schedule", opts.schedule, SCHEDULES)
+    check_choice("precision", opts.precision, PRECISIONS)
     check_choice("device", str(opts.device), DEVICES)
     if opts.threads is not None:
         check_int("threads", opts.threads, minimum=1, maximum=4096)

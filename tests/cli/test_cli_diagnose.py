@@ -30,7 +30,7 @@ def test_datasets_lists_the_builtins(cli):
 
 @pytest.mark.parametrize("args,match", [
     (["--data", "nope"], "unknown dataset 'nope'"),
-    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--model", "vgg"], "unknown model 'vgg'"),
     (["--epochs", "-3"], "epochs must be >= 1"),
     (["--train-size", "5000"], "larger than the 300 training examples"),
     (["--data", "{missing}"], "file not found"),

@@ -339,21 +339,16 @@ def test_cifar_wrong_row_size(tmp_path, rng):
         load_file(directory)
 
 
-def test_cifar_label_out_of_range(tmp_path, rng):
+@pytest.mark.parametrize(("batch", "labels", "match"), [
+    ("data_batch_2", [0, 10], r"data_batch_2: label 10 out of range for 10 classes"),
+    ("test_batch", [0], r"test_batch has 2 images but 1 'labels'"),
+])
+def test_cifar_bad_labels(tmp_path, rng, batch, labels, match):
     directory = tmp_path / "cifar-10-batches-py"
     _write_cifar10(directory, rng)
-    bad = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}
-    (directory / "data_batch_2").write_bytes(pickle.dumps(bad, protocol=2))
-    with pytest.raises(InvalidInputError, match=r"data_batch_2: label 10 out of range for 10 classes"):
-        load_file(directory)
-
-
-def test_cifar_label_count_mismatch(tmp_path, rng):
-    directory = tmp_path / "cifar-10-batches-py"
-    _write_cifar10(directory, rng)
-    bad = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}
-    (directory / "test_batch").write_bytes(pickle.dumps(bad, protocol=2))
-    with pytest.raises(InvalidInputError, match=r"test_batch has 2 images but 1 'labels'"):
+    bad = {b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}
+    (directory / batch).write_bytes(pickle.dumps(bad, protocol=2))
+    with pytest.raises(InvalidInputError, match=match):
         load_file(directory)
 
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import random_members
 from rotelab.data import load_dataset
 from rotelab.engine import Members, Recipe, train_job
 from rotelab.engine.members import StackedMembers, init_members, make_members
@@ -29,17 +30,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 def _data(k: int, n_train: int = 150, name: str = "synthetic", train_size: int | None = None):
     """Member i trains on its own random n_train of the pool and validates on the rest."""
     ds = load_dataset(name, train_size=train_size)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])
-    rng = np.random.default_rng(0)
-    train = np.zeros((k, len(y)), bool)
-    for i in range(k):
-        train[i, rng.permutation(ds.n_train)[:n_train]] = True
-    val = np.zeros_like(train)
-    val[:, : ds.n_train] = ~train[:, : ds.n_train]
-    test = np.zeros(len(y), bool)
-    test[ds.n_train:] = True
-    return ds, x, y, train, val, test
+    return (ds, *random_members(ds, k, n_train))
 
 
 def _job(ds, x, y, members: Members, test, recipe: Recipe, device: str):
@@ -73,7 +64,8 @@ def test_members_of_a_job_learn_what_models_trained_alone_learn(device):
 
 
 @needs_cuda
-@pytest.mark.parametrize("family,shape", [("mlp", (1, 40)), ("cnn", (1, 8, 8)), ("cnn1d", (1, 40))])
+@pytest.mark.parametrize("family,shape", [("mlp", (1, 40)), ("cnn", (1, 8, 8)), ("cnn1d", (1, 40)),
+                                          ("resnet", (3, 8, 8))])
 def test_cuda_fast_path_equals_vmap(family, shape):
     factory = lambda: build_model(ModelSpec(family, width=8, depth=2), shape, 4)  # noqa: E731
     dev = torch.device("cuda")
@@ -110,7 +102,7 @@ def test_cuda_trains_the_models_the_cpu_trains(family, data):
 
 
 @needs_cuda
-def test_cuda_batchnorm_model_trains_through_the_fallback():
+def test_cuda_batchnorm_model_trains_k_at_once():
     class WithNorm(nn.Module):
         def __init__(self):
             super().__init__()
@@ -122,10 +114,11 @@ def test_cuda_batchnorm_model_trains_through_the_fallback():
     k = 2
     ds, x, y, train, val, test = _data(k)
     members, reason = make_members(WithNorm, [0, 1], torch.device("cuda"), torch.as_tensor(x[:2]).cuda())
-    assert not members.vectorized and "BatchNorm1d" in reason
+    assert members.vectorized and reason is None
     out = train_job(WithNorm, x, y, members=Members(np.arange(k), train, val), test_mask=test,
                     recipe=Recipe(epochs=8, batch_size=32), n_classes=4, device="cuda")
-    assert not out["vectorized"] and out["correct"][:, test].mean() > 0.5
+    assert out["vectorized"] and out["correct"][:, test].mean() > 0.5
+    assert members.buffers["net.2.running_mean"].device.type == "cuda"
 
 
 @needs_cuda

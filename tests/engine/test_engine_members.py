@@ -96,24 +96,26 @@ def test_loop_fallback_matches_stacked_members():
         np.testing.assert_allclose(stacked.forward_shared(xt).numpy(), loop.forward_shared(xt).numpy(), atol=1e-5)
 
 
-class _WithBatchNorm(nn.Module):
+class _WithSpectralNorm(nn.Module):
+    """A layer vmap cannot run: spectral norm's power iteration writes its buffers with out= ops."""
+
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+        self.net = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.utils.parametrizations.spectral_norm(nn.Linear(32, 4)))
 
     def forward(self, x):
         return self.net(x)
 
 
-def test_batchnorm_model_trains_through_the_fallback_and_says_why():
+def test_unstackable_model_trains_through_the_fallback_and_names_the_layer():
     ds, x, y, train, val, test = _setup(2)
     reasons = []
-    out = train_job(_WithBatchNorm, x, y, members=Members(np.array([0, 1]), train, val), test_mask=test,
+    out = train_job(_WithSpectralNorm, x, y, members=Members(np.array([0, 1]), train, val), test_mask=test,
                     recipe=Recipe(epochs=30, batch_size=40), n_classes=4, device="cpu",
                     on_fallback=reasons.append)
     assert not out["vectorized"]
-    assert reasons and "BatchNorm1d" in reasons[0]
-    assert out["train_acc"][:, -1].min() > 0.9
+    assert len(reasons) == 1 and reasons[0].startswith("layer 'net.2.parametrizations.weight.0' (_SpectralNorm): ")
+    assert out["train_acc"][:, -1].min() > 0.8  # it trained (chance: 0.25)
 
 
 def test_make_members_stacks_plain_models():
@@ -157,3 +159,21 @@ def test_training_leaves_the_callers_random_stream_alone():
     _train(ds, x, y, Members(np.array([0, 1]), train, val), test,
            Recipe(model=ModelSpec("mlp", width=8, dropout=0.2), epochs=1))
     assert torch.equal(torch.rand(4), expected)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_member_with_fewer_examples_trains_as_it_would_alone(optimizer):
+    """A member with 2 batches in a job whose other member has 5 sits out 3 steps: it must not
+    move on them (Adam's momentum would move it), and its random stream must not change."""
+    ds, x, y, train, val, test = _setup(2, n_train=240)
+    train[0, np.flatnonzero(train[0])[90:]] = False  # member 0: 90 examples, member 1: 240
+    recipe = Recipe(model=ModelSpec("mlp", width=32), epochs=3, batch_size=50, optimizer=optimizer,
+                    schedule="constant", lr=1e-2 if optimizer == "adam" else 0.1)
+    both = _train(ds, x, y, Members(np.array([3, 4]), train, val), test, recipe)
+    alone = _train(ds, x, y, Members(np.array([3]), train[:1], val[:1]), test, recipe)
+    if optimizer == "sgd":  # (momentum 0.9) exact: before idle members were frozen, up to 1.4 apart
+        np.testing.assert_allclose(both["loss"][0], alone["loss"][0], rtol=1e-5, atol=1e-5)
+    else:  # Adam keeps one step count per weight tensor, shared by the members, so its bias
+        # correction differs for a member that sat steps out: close, not equal (before: mean 0.22, 83%)
+        assert np.abs(both["loss"][0] - alone["loss"][0]).mean() < 0.1
+        assert (both["pred"][0] == alone["pred"][0]).mean() >= 0.9

@@ -116,3 +116,21 @@ def test_to_dict_is_strict_json_when_a_curve_is_nan():
                        signs={}, final={"test_acc": math.nan}, seeds=1, vectorized=True, seconds=0.1)
     d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert d["final"]["test_acc"] is None and d["curves"]["test_acc"] == [None]
+
+
+def test_a_test_split_from_another_distribution_is_named_not_counted(tmp_path):
+    """As with the IDX files of another writer: the test set differs; its gap is not memorization."""
+    import numpy as np
+
+    import rotelab
+    from rotelab.data import make_dataset
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 3, size=(3, 8))
+    y, yt = np.arange(300) % 3, np.arange(150) % 3
+    x = centers[y] + rng.normal(size=(300, 8))
+    xt = centers[yt] + rng.normal(size=(150, 8)) + rng.normal(0, 4, size=(1, 8))  # shifted writers
+    r = rotelab.diagnose(make_dataset("shifted", x, y, xt, yt), "mlp", epochs=20, runs_dir=tmp_path)
+    assert r.final["val_acc"] - r.final["test_acc"] > 0.05
+    assert r.test_shift and "test set differs from the training distribution" in r.note
+    assert r.signs["poor_on_new_data"] is False and "not counted" in r.evidence["poor_on_new_data"]["text"]

@@ -37,7 +37,7 @@ def test_tables_per_technique(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("args", "match"), [
-    (["--models", "1"], "use --models >= "),
+    (["--models", "1"], "use at least "),
     (["--subset", "0"], "subset must be in (0.0, 1.0), got 0.0"),
     (["--subset", "1.5"], "subset must be in (0.0, 1.0), got 1.5"),
 ])

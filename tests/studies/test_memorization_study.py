@@ -163,9 +163,9 @@ def test_flipped_labels_rank_on_top(separable, tmp_path):
 
 
 def test_too_few_models_names_how_many(tiny, tmp_path):
-    with pytest.raises(InvalidInputError, match=r"use --models >= \d+"):
+    with pytest.raises(InvalidInputError, match=r"use at least \d+ models \(--models \d+\)"):
         memorization(tiny, "mlp", models=1, runs_dir=tmp_path, **FAST)
-    with pytest.raises(InvalidInputError, match=r"use --models >= \d+"):
+    with pytest.raises(InvalidInputError, match=r"use at least \d+ models \(--models \d+\)"):
         memorization(tiny, "mlp", models=4, runs_dir=tmp_path, **FAST)
     assert not any(tmp_path.iterdir())
 
@@ -173,7 +173,7 @@ def test_too_few_models_names_how_many(tiny, tmp_path):
 def test_the_suggested_model_count_is_enough(tiny, tmp_path):
     with pytest.raises(InvalidInputError) as info:
         memorization(tiny, "mlp", models=6, subset=0.9, runs_dir=tmp_path, **FAST)
-    needed = int(str(info.value).rsplit(">= ", 1)[1])
+    needed = int(str(info.value).rsplit("(--models ", 1)[1].rstrip(")"))
     mask = subset_masks(needed, n_pool=80, n_subset=72, seed=0)
     n_in = mask.sum(0)
     assert ((n_in > 0) & (n_in < needed)).all()

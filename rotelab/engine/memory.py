@@ -1,0 +1,105 @@
+"""How many members of a job fit in memory, and joining a job trained in parts.
+
+A job whose members do not fit (a GPU's free memory, or ``ROTELAB_MEMORY_BUDGET`` bytes) is
+trained in parts of fewer members by the executor and joined back into one result, stored
+under the job's key as if it had run whole. Members are independent models, so the parts
+give the same numbers as the whole job, as long as the recipe draws no shared random numbers
+(dropout, augmentation and mixing draw from one stream for all the job's members).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import torch
+
+from rotelab.errors import InvalidInputError, RotelabError
+
+BUDGET_ENV = "ROTELAB_MEMORY_BUDGET"  # e.g. "2G", "500M", "123456": bytes one job may use
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+#: Of a GPU's free memory at a job's start, the share a job plans to use (the rest: the allocator's slack).
+GPU_SHARE = 0.85
+
+
+class JobTooLarge(RotelabError):
+    """The job's members do not fit; ``fit`` of them would (0: not even one)."""
+
+    def __init__(self, *, k: int, fit: int, per_member: int, budget: int):
+        self.k, self.fit, self.per_member, self.budget = k, fit, per_member, budget
+        super().__init__(f"{k} members need about {_mib(k * per_member)} ({_mib(per_member)} each) but "
+                         f"{_mib(budget)} are free; {fit} fit at a time")
+
+
+def _mib(n: float) -> str:
+    """Bytes as people read them: 0.3 MiB, 12 MiB, 3.4 GiB."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n < 10 * 2**20 else f"{n / 2**20:.0f} MiB"
+
+
+def budget_bytes(device: torch.device) -> int | None:
+    """Bytes a job may use: ``ROTELAB_MEMORY_BUDGET`` if set, else a GPU's free memory (less some
+    slack), else None (the CPU: no limit; the operating system's swap is the user's to manage)."""
+    text = os.environ.get(BUDGET_ENV, "").strip().upper()
+    if text:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?", text)
+        if not m:
+            raise InvalidInputError(f"{BUDGET_ENV}={text!r}: expected bytes such as 2G, 500M or 123456")
+        return int(float(m.group(1)) * _UNITS[m.group(2)])
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(GPU_SHARE * free)
+    return None
+
+
+def member_bytes(net, sample: torch.Tensor, batch_size: int) -> int:
+    """Bytes one member needs while training: its weights, gradients and two Adam states (4 copies
+    of its parameters), and the activations autograd keeps for a batch of ``batch_size``,
+    measured on a forward pass of two examples per member and scaled to the batch.
+    ``sample``: (K, 2, *features)."""
+    saved = [0]
+
+    def pack(t: torch.Tensor):
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    net.train(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(sample).sum()
+    params = sum(p.numel() * p.element_size() for _, p in net.named_parameters())
+    k, b = sample.shape[:2]
+    return int(4 * params / net.k + saved[0] / (k * b) * batch_size)
+
+
+def check_fits(net, sample: torch.Tensor, batch_size: int, device: torch.device) -> int | None:
+    """Raise :class:`JobTooLarge` when the job's members need more than the budget; else the
+    member-rows one evaluation chunk may hold in it (None: no budget, the engine's default)."""
+    budget = budget_bytes(device)
+    if budget is None:
+        return None
+    per_member = member_bytes(net, sample, batch_size)
+    if net.k * per_member > budget:
+        raise JobTooLarge(k=net.k, fit=int(budget // max(per_member, 1)), per_member=per_member, budget=budget)
+    per_row = max(per_member / batch_size, 1.0)  # activations of one example in one member (an upper bound:
+    return max(net.k, int((budget - net.k * per_member) // per_row))  # evaluation keeps none for backward)
+
+
+def join_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of a job trained in parts (members in order), as one job's arrays."""
+    first, joined = parts[0], {}
+    for key, value in first.items():
+        value = np.asarray(value)
+        if key == "epoch":
+            joined[key] = value
+        elif key == "seconds":
+            joined[key] = np.float64(sum(float(p[key]) for p in parts))
+        elif key == "vectorized":
+            joined[key] = np.bool_(all(bool(p[key]) for p in parts))
+        elif value.ndim == 0:
+            joined[key] = np.asarray(max(np.asarray(p[key]) for p in parts))
+        else:  # per member: (K, ...)
+            joined[key] = np.concatenate([np.asarray(p[key]) for p in parts])
+    return joined
+
+
+__all__ = ["BUDGET_ENV", "JobTooLarge", "budget_bytes", "check_fits", "join_parts", "member_bytes"]
