@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv first.
+# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv first, with the
+# test and ray extras (so the real Ray tests run; the base install has no Ray).
 # torch: reuse one that is already installed (venv sees system site-packages); otherwise
 # install the CPU build pinned in TORCH (on disk on the project's machines, no CUDA download).
 PYTHON ?= python3
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	else \
 	  $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q "$(TORCH)"; \
 	fi
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,ray]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

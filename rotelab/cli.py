@@ -43,11 +43,22 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt as exc:  # the study's own clean-up (store, leases, Ray) has run by now
             print(interrupted_line(exc), file=sys.stderr)
-            raise typer.Exit(INTERRUPTED) from None
+            exit_now(INTERRUPTED)
 
     return run
+
+
+def exit_now(code: int) -> None:
+    """Flush and exit with ``code``. Not ``sys.exit``: a Ctrl-C that landed inside code some
+    library runs through ``PyRun_String`` (torch's import does) leaves CPython marked as
+    "interrupted", and it would end the process by SIGINT at exit instead of with ``code``."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _version(value: bool) -> None:

@@ -10,5 +10,8 @@ def main() -> None:
 
         run()
     except KeyboardInterrupt:
+        import os
+
         print("interrupted before any job was trained; rerun the same command to start", file=sys.stderr)
-        sys.exit(130)
+        sys.stderr.flush()
+        os._exit(130)  # see rotelab.cli.exit_now

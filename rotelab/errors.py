@@ -33,3 +33,8 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, stored: int, total: int):
         super().__init__(f"{stored} of {total} jobs stored")
         self.stored, self.total = stored, total
+
+
+class JobFailedError(RotelabError):
+    """A job failed where it ran (a Ray worker): the model's code raised, or its worker died
+    more often than it is retried. The jobs already finished stay stored; a rerun resumes."""

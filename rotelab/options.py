@@ -66,6 +66,15 @@ class TrainingOptions:
     device: str = option("auto", "auto (CUDA when present), cpu or cuda")
     threads: int | None = option(None, "CPU threads per job; default: the cores other processes leave free "
                                        "(env ROTELAB_THREADS)")
+    executor: str = option("local", "local (jobs one after another in this process) or ray (one Ray task per "
+                                     "job, on this machine or a cluster; pip install 'rotelab[ray]')")
+    ray_address: str | None = option(None, "--executor ray: the cluster to join (auto, host:port or "
+                                           "ray://host:port); default: env RAY_ADDRESS, else a local Ray")
+    cpus_per_job: float | None = option(None, "--executor ray: CPUs each job's task reserves, and its torch "
+                                              "threads; default: --threads, else 1")
+    gpus_per_job: float | None = option(None, "--executor ray: GPUs each job's task reserves; a fraction (0.25) "
+                                              "lets jobs share a GPU, each capped to that share of its memory; "
+                                              "default: 1 where the cluster has GPUs and --device is not cpu")
     seed: int = option(0, "seed for splits, label noise, subsets and initialisation")
     runs_dir: str = option("runs", "where studies are stored (a rerun reuses every finished job)")
 

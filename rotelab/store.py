@@ -3,6 +3,14 @@
 Every write is atomic (temporary file, then ``os.replace``; the SQLite row last), so an
 interrupted study keeps every finished job and a rerun trains only what is missing.
 
+Several drivers may share one study (two ``rotelab`` commands, or a restarted one): each job
+is leased (table ``leases``: owner ``host:pid``, its process's start time, a heartbeat) by the
+driver that trains it, inside a ``BEGIN IMMEDIATE`` transaction, and the others wait for it or
+skip it. A lease expires when its heartbeat is older than :data:`LEASE_SECONDS`, or at once
+when its owner ran on this host and that process is gone. Table ``trained`` logs one row per
+finished training, written with the job's row, so a study's directory shows that no job was
+trained twice.
+
 Faults are handled in one line each, never with a traceback: a job file that cannot be read
 is set aside (``jobs/<key>.npz.corrupt``) and trained again (:meth:`Store.load_or_discard`);
 an unreadable ``study.json`` beside our own index is rewritten from the new config (it is
@@ -12,17 +20,20 @@ format version, is refused with a :class:`~rotelab.errors.StoreError` and never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import sqlite3
 import time
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,6 +44,10 @@ STUDY_FILE = "study.json"
 RESULT_FILE = "result.json"
 INDEX_FILE = "store.sqlite"
 CORRUPT_SUFFIX = ".corrupt"
+#: A lease whose heartbeat is older than this (seconds) has expired, whoever holds it.
+LEASE_SECONDS = 60.0
+#: How long a write waits for another process's transaction on the index (seconds).
+BUSY_SECONDS = 60.0
 
 #: Receives one line naming a file rotelab found damaged and what it did about it.
 Warn = Callable[[str], None]
@@ -41,6 +56,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
     "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, label TEXT, n_members INTEGER,"
     " seconds REAL, created REAL, file TEXT);"
+    "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT, host TEXT, pid INTEGER,"
+    " started TEXT, claimed REAL, heartbeat REAL, taken_from TEXT);"
+    "CREATE TABLE IF NOT EXISTS trained (key TEXT, owner TEXT, claimed REAL, saved REAL, taken_from TEXT);"
 )
 #: What reading a damaged .npz raises: truncated (BadZipFile), empty (EOFError), bad CRC, bad header.
 _UNREADABLE = (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error)
@@ -93,6 +111,65 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+# ══ who holds a job ════════════════════════════════════════════════════════════════════
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` of this host started (clock ticks after boot, from /proc), "" where
+    there is no /proc, None when it is not running (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after "pid (name)": state ... starttime
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc (macOS): ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A driver process: host, pid and the process's start time (so a reused pid is not it)."""
+
+    host: str
+    pid: int
+    started: str
+
+    @classmethod
+    def this_process(cls) -> "Owner":
+        return cls(socket.gethostname(), os.getpid(), _process_start(os.getpid()) or "")
+
+    @property
+    def token(self) -> str:
+        """What the ``leases`` and ``trained`` tables record as the owner."""
+        return f"{self.host}:{self.pid}:{self.started}"
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+    def gone(self) -> bool:
+        """True when this owner ran on this host and its process is no longer running; False for
+        a live one and for one on another host (only its heartbeat tells)."""
+        if self.host != socket.gethostname():
+            return False
+        started = _process_start(self.pid)
+        return started is None or bool(self.started and started and started != self.started)
+
+
+def lease_expired(host: str, pid: int, started: str, heartbeat: float, *, now: float | None = None) -> bool:
+    """A lease's expiry rule: heartbeat older than :data:`LEASE_SECONDS`, or its owner gone."""
+    now = time.time() if now is None else now
+    return heartbeat < now - LEASE_SECONDS or Owner(host, int(pid), started or "").gone()
+
+
+#: What :meth:`Store.claim` found: the job is now ours, already stored, or held by a live driver.
+Claim = Literal["claimed", "done", "held"]
 
 
 def _connect_read_only(index: Path) -> sqlite3.Connection:
@@ -197,7 +274,11 @@ def _prepare_directory(path: Path, on_warning: Warn) -> None:
                 f"{', …' if len(extra) > 5 else ''}); rotelab writes only into an empty directory or its own "
                 "study: choose another --runs-dir, or move those files"
             )
-        (path / "jobs").mkdir(parents=True, exist_ok=True)
+        try:
+            (path / "jobs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder of the path should be, no permission
+            raise StoreError(f"{path}: cannot create the study directory ({_one_line(exc)}); choose another "
+                             "--runs-dir") from None
         _new_index(path)
         return
     _check_version(version, index)
@@ -218,9 +299,20 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path / INDEX_FILE)
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self._db = _connect(self.path / INDEX_FILE)
+        self._db.executescript(_SCHEMA)  # adds the tables a store of an earlier release lacks
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock first, so that two drivers cannot
+        both read a job as free and both claim it; rolled back on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        finally:  # an error, or Ctrl-C even between the body and the COMMIT: nothing half-recorded
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
 
     # ── opening ───────────────────────────────────────────────────────────────────────
     @classmethod
@@ -235,6 +327,7 @@ class Store:
         """
         path = Path(path)
         _prepare_directory(path, on_warning or _warn)
+        _remove_stale_temporaries(path / "jobs")
         store = cls(path)
         atomic_write_json(path / STUDY_FILE, {"format_version": FORMAT_VERSION, **study})
         return store
@@ -294,7 +387,10 @@ class Store:
         file = self._file_of(key)
         return file is not None and file.is_file() and zipfile.is_zipfile(file)
 
-    def save(self, key: str, label: str, arrays: dict[str, np.ndarray]) -> None:
+    def save(self, key: str, label: str, arrays: dict[str, np.ndarray], *, owner: Owner | None = None) -> None:
+        """Record job ``key``: its file first (temporary file, fsync, rename), then, in one
+        transaction, its row, a row in ``trained`` and the end of ``owner``'s lease on it. A
+        process killed before that commit leaves the job unrecorded: it is trained again."""
         rel = f"jobs/{key}.npz"
         tmp = self.path / "jobs" / f".{key}.tmp{os.getpid()}.npz"
         with open(tmp, "wb") as f:
@@ -303,11 +399,14 @@ class Store:
             os.fsync(f.fileno())  # on disk before the index says so
         os.replace(tmp, self.path / rel)
         k = int(np.asarray(arrays["pred"]).shape[0]) if "pred" in arrays else 0
-        self._db.execute(
-            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
-            (key, label, k, float(arrays.get("seconds", 0.0)), time.time(), rel),
-        )
-        self._db.commit()
+        now, token = time.time(), owner.token if owner is not None else ""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
+                       (key, label, k, float(arrays.get("seconds", 0.0)), now, rel))
+            lease = db.execute("SELECT claimed, taken_from FROM leases WHERE key = ? AND owner = ?",
+                               (key, token)).fetchone() or (None, None)
+            db.execute("INSERT INTO trained VALUES (?, ?, ?, ?, ?)", (key, token, lease[0], now, lease[1]))
+            db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, token))
 
     def load(self, key: str) -> dict[str, np.ndarray]:
         """The arrays of job ``key``; a StoreError naming the file when it is missing or unreadable.
@@ -350,8 +449,69 @@ class Store:
             return None
 
     def _forget(self, key: str) -> None:
-        self._db.execute("DELETE FROM jobs WHERE key = ?", (key,))
-        self._db.commit()
+        with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE key = ?", (key,))
 
     def jobs(self) -> list[tuple[str, str, int, float]]:
         return self._db.execute("SELECT key, label, n_members, seconds FROM jobs ORDER BY created").fetchall()
+
+    # ── leases: several drivers, one study ────────────────────────────────────────────
+    def claim(self, key: str, owner: Owner) -> Claim:
+        """Lease job ``key`` to ``owner`` unless it is stored ("done") or another driver's
+        lease on it is live ("held"). An expired lease is taken over (``taken_from`` records
+        whose it was); ``owner``'s own lease is renewed. One ``BEGIN IMMEDIATE`` transaction."""
+        with self._transaction() as db:
+            if self.has(key):
+                return "done"
+            row = db.execute("SELECT owner, host, pid, started, heartbeat, taken_from FROM leases WHERE key = ?",
+                             (key,)).fetchone()
+            if row is not None and row[0] != owner.token and not lease_expired(*row[1:5]):
+                return "held"
+            taken_from = row[5] if row is not None and row[0] == owner.token else (row[0] if row else None)
+            now = time.time()
+            db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (key, owner.token, owner.host, owner.pid, owner.started, now, now, taken_from))
+        return "claimed"
+
+    def holders(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """Each key's live lease holder (``host:pid``), or None where no live lease is held."""
+        out: dict[str, str | None] = {}
+        for key in keys:
+            row = self._db.execute("SELECT host, pid, started, heartbeat FROM leases WHERE key = ?", (key,)).fetchone()
+            out[key] = None if row is None or lease_expired(*row) else f"{row[0]}:{row[1]}"
+        return out
+
+    def heartbeat(self, owner: Owner) -> int:
+        """Renew every lease ``owner`` holds; returns how many."""
+        with self._transaction() as db:
+            return db.execute("UPDATE leases SET heartbeat = ? WHERE owner = ?", (time.time(), owner.token)).rowcount
+
+    def release(self, owner: Owner) -> None:
+        """End every lease ``owner`` holds (a driver that stops: its unfinished jobs are free)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM leases WHERE owner = ?", (owner.token,))
+
+    def trained(self) -> list[tuple[str, str, float | None, float, str | None]]:
+        """The training log: (key, owner, claimed, saved, taken_from) per finished training, in order."""
+        return self._db.execute("SELECT key, owner, claimed, saved, taken_from FROM trained ORDER BY rowid").fetchall()
+
+
+def _connect(index: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit, see ``Store._transaction``)
+    that waits up to :data:`BUSY_SECONDS` for another process's write."""
+    return sqlite3.connect(index, timeout=BUSY_SECONDS, isolation_level=None)
+
+
+def _remove_stale_temporaries(jobs: Path) -> None:
+    """Delete job files a killed driver left half-written (``.<key>.tmp<pid>.npz``): those of a
+    process of this host that is gone and older than a lease, so no live writer's file."""
+    if not jobs.is_dir():
+        return
+    for tmp in jobs.glob(".*.tmp*.npz"):
+        pid = tmp.name.rsplit(".tmp", 1)[1].removesuffix(".npz")
+        try:
+            old = tmp.stat().st_mtime < time.time() - LEASE_SECONDS
+        except FileNotFoundError:
+            continue
+        if pid.isdigit() and _process_start(int(pid)) is None and old:
+            tmp.unlink(missing_ok=True)

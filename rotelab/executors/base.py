@@ -8,7 +8,7 @@ the store whatever trained it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 import numpy as np
@@ -18,13 +18,17 @@ from rotelab.progress import Progress
 
 
 class Executor(Protocol):
-    """Trains jobs; yields ``(position in jobs, arrays)`` as each finishes, in any order.
+    """Trains jobs; yields ``(position, arrays)`` as each finishes, in any order, where
+    ``position`` counts the jobs in the order they were taken from ``jobs`` (0, 1, ...).
 
-    Each finished job must have advanced ``progress`` by its full ``recipe.epochs`` (an
-    executor that cannot report epochs as they pass advances them when the job ends).
+    ``jobs`` may be a lazy iterator: the driver leases each job in the store when the executor
+    takes it, so an executor takes a job only when it can start it (one at a time in this
+    process; as many as the cluster runs at once on Ray). Each finished job must have advanced
+    ``progress`` by its full ``recipe.epochs`` (an executor that cannot report epochs as they
+    pass advances them when the job ends).
     """
 
     name: str
 
-    def train(self, jobs: Sequence[Job], examples: Examples, *, device: str, threads: int | None,
+    def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]: ...

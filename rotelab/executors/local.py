@@ -7,7 +7,7 @@ a study never stops for memory while one member fits, and finished jobs are stor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -23,7 +23,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def train(self, jobs: Sequence[Job], examples: Examples, *, device: str, threads: int | None,
+    def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         for i, job in enumerate(jobs):
             progress.job(job.label)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rotelab.executors import run_jobs
+from rotelab.executors import make_executor, run_jobs
 from rotelab.measures.folds import HOLDOUT_FRACTION, paired_difference
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Examples, Folds, Job, make_folds
@@ -122,7 +122,7 @@ def compare(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
         write_arrays(store, "folds.npz", train_mask=f.train, val_mask=f.val, engine_val_mask=f.engine_val,
                      seeds=f.seeds, noisy=ex.flipped[: ex.n_pool])
         results = run_jobs(jobs, ex, store=store, progress=make_progress(progress, "compare"),
-                           device=opts.device, threads=opts.threads)
+                           device=opts.device, threads=opts.threads, executor=make_executor(opts))
         result = _summarize(cells, recipes, results, f, ex, noisy=bool(ex.flipped.any()) or opts.label_noise > 0,
                             store_dir=str(store.path), ds=p.ds, model=p.model.spec.name, folds=folds,
                             repeats=repeats, label_noise=opts.label_noise, epochs=p.recipe.epochs)

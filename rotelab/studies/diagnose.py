@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from rotelab.executors import run_jobs
+from rotelab.executors import make_executor, run_jobs
 from rotelab.measures.curves import Signs, Thresholds, read_signs
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Job, validation_members
@@ -83,7 +83,7 @@ def diagnose(
               model=p.model.ref(p.recipe, p.ds))
     with open_study(p, config, own) as store:
         (out,) = run_jobs([job], p.examples, store=store, progress=make_progress(progress, "diagnose"),
-                          device=opts.device, threads=opts.threads)
+                          device=opts.device, threads=opts.threads, executor=make_executor(opts))
         result = _summarize(out, store_dir=str(store.path), ds=p.ds, model=p.model.spec.name, seeds=seeds,
                             thresholds=thresholds)
         store.write_json("result.json", result.to_dict())

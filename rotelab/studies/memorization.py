@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rotelab.engine.train import OUTPUTS
-from rotelab.executors import run_jobs
+from rotelab.executors import make_executor, run_jobs
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, MEMORIZATION_EPOCHS, split_options
 from rotelab.plan import SEED_STRIDE, Job, check_coverage, chunked, subset_masks, subset_members, subset_size
 from rotelab.progress import Progress
@@ -142,7 +142,7 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
     jobs = _jobs(p, labels, recipes, pool_mask, models=models, chunk=chunk)
     with open_study(p, config, own, sid=study_id("memorization", p.ds.name, p.model.spec.name, ident)) as store:
         outs = run_jobs(jobs, p.examples, store=store, progress=make_progress(progress, "memorization"),
-                        device=opts.device, threads=opts.threads)
+                        device=opts.device, threads=opts.threads, executor=make_executor(opts))
         per_cell = len(chunked(models, chunk))
         parts = _measure_cells(p, labels, outs, pool_mask, per_cell, store.path, own.reference_models)
         if parts.get("ledger_table") is not None:

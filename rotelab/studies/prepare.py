@@ -31,6 +31,7 @@ from rotelab.data import Dataset, feature_warnings, load_dataset
 from rotelab.engine.recipe import OPTIMIZERS, PRECISIONS, SCHEDULES, Recipe
 from rotelab.engine.train import resolve_device
 from rotelab.errors import DataWarning, InvalidInputError
+from rotelab.executors.choose import check_executor_options
 from rotelab.models import MODELS, ModelSpec, build_model, check_model_spec
 from rotelab.options import DEFAULT_EPOCHS, TrainingOptions, help_of, option_fields
 from rotelab.plan import Examples, ModelRef
@@ -174,7 +175,8 @@ def check_training(opts: TrainingOptions, *, family: str, epochs_table: dict[str
         check_int("threads", opts.threads, minimum=1, maximum=4096)
     if opts.standardize is not None and not isinstance(opts.standardize, (bool, np.bool_)):
         raise InvalidInputError(f"standardize must be true, false or unset, got {opts.standardize!r}")
-    if str(opts.device) == "cuda":
+    check_executor_options(opts)
+    if str(opts.device) == "cuda" and opts.executor == "local":  # on Ray, the workers' GPUs count
         import torch
 
         if not torch.cuda.is_available():
@@ -197,7 +199,8 @@ def open_study(p: Prepared, config: dict, own_options: Any, *, sid: str | None =
     sid = sid or study_id(p.kind, p.ds.name, p.model.spec.name, config)
     store = Store.create(Path(p.options.runs_dir) / sid, {
         "kind": p.kind, "id": sid, "config": config, "dataset": p.ds.summary(),
-        "context": {**run_context(str(resolve_device(p.options.device)), p.kind), "threads_option": p.options.threads},
+        "context": {**run_context(str(resolve_device(p.options.device)), p.kind), "threads_option": p.options.threads,
+                    "executor": p.options.executor},
     })
     try:
         values = {**asdict(own_options), **asdict(p.options)}

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rotelab.errors import InvalidInputError
-from rotelab.executors import run_jobs
+from rotelab.executors import make_executor, run_jobs
 from rotelab.models import check_model_spec
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Folds, Job, make_folds, subset_index
@@ -150,7 +150,7 @@ def sweep(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
             for axis, value, recipe in points]
     with open_study(p, config, own) as store:
         results = run_jobs(jobs, p.examples, store=store, progress=make_progress(progress, "sweep"),
-                           device=opts.device, threads=opts.threads)
+                           device=opts.device, threads=opts.threads, executor=make_executor(opts))
         tables = _tables(p, points, results, fold_of, default_size)
         figures = _figures(p, store.path, tables, folds=folds, default_size=default_size)
         for name, t in tables.items():

@@ -23,7 +23,7 @@ def test_json(tmp_path, capsys):
     r = json.loads(out)
     s = r["summaries"]["baseline"]
     assert r["models"] == 24 and r["jobs_trained"] == 2 and r["cells"] == ["baseline"]
-    assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline"} and s["n_flipped"] == 6
+    assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline", "rmia_online", "rmia_offline"} and s["n_flipped"] == 6
     assert (Path(r["study_dir"]) / "scores_baseline.parquet").is_file()
 
 

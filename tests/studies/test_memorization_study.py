@@ -19,7 +19,8 @@ from rotelab.plan import subset_masks
 from rotelab.studies.memorization import MemorizationResult, memorization
 
 SCORE_COLUMNS = ["id", "pool_index", "given_label", "clean_label", "predicted_label", "score", "stderr", "n_in", "n_out",
-                 "p_in", "p_out", "vulnerability", "flipped"]
+                 "p_in", "p_out", "vulnerability", "label_issue", "issue_probability", "label_quality",
+                 "suggested_label", "suggestion_confidence", "flipped"]
 FAST = {"epochs": 4, "width": 16, "batch_size": 32, "device": "cpu"}
 
 
@@ -68,7 +69,7 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     np.testing.assert_array_equal(pairs["test_id"], tiny.ids_of(pairs["test_index"], split="test"))
     assert len(pairs) == 100 and pairs["influence"].is_monotonic_decreasing
     roc = pd.read_csv(f"{study}/roc_baseline.csv")
-    assert sorted(roc["attack"].unique()) == ["lira_offline", "lira_online", "loss"]
+    assert sorted(roc["attack"].unique()) == ["lira_offline", "lira_online", "loss", "rmia_offline", "rmia_online"]
     assert (roc.groupby("attack").size() == 200).all() and roc["tpr"].between(0, 1).all()
 
     with np.load(f"{study}/feldman_zhang_baseline.npz") as f:
@@ -93,7 +94,7 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     np.testing.assert_allclose(influence_scores(correct[:, 80:], mask), infl, rtol=1e-6)
 
     s = r.summaries["baseline"]
-    assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline"}
+    assert set(s["attacks"]) == {"loss", "lira_online", "lira_offline", "rmia_online", "rmia_offline"}
     for a in s["attacks"].values():
         assert 0 <= a["tpr_at_0_1pct"] <= a["tpr_at_1pct"] <= 1 and 0 <= a["auc"] <= 1
     assert s["attacks"]["lira_online"]["fixed_variance"] is True  # 24 models: far below 64 shadows per side
