@@ -125,6 +125,19 @@ class StackedMembers:
         self._each = vmap(one, in_dims=(0, 0, 0), randomness="different")
         self._shared = vmap(one, in_dims=(0, 0, None), randomness="different")
         self.plan = fast_plan(modules[0])
+        self.dropout_p: torch.Tensor | None = None  # (K,) per-member dropout p, see set_dropout
+
+    def set_dropout(self, p: torch.Tensor) -> None:
+        """Give member k dropout probability ``p[k]`` (p (K,), on the members' device) in place of
+        the model's own; the forward reads ``p`` at every step, so changing its values in place
+        changes the next step. Under vmap each ``nn.Dropout`` becomes a module that reads its p
+        from a stacked buffer (vmap hands each member its own entry)."""
+        self.dropout_p = p
+        for name, m in list(self.base.named_modules()):
+            if type(m) is nn.Dropout:
+                parent, _, child = name.rpartition(".")
+                setattr(self.base.get_submodule(parent) if parent else self.base, child, _MemberDropout())
+                self.buffers[f"{name}.p"] = p
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.plan is not None:
@@ -186,7 +199,7 @@ class StackedMembers:
             elif self.base.training:  # dropout: each member its own mask, as vmap's randomness="different"
                 if layout == "shared":
                     h, layout = h.expand(k, *h.shape), "stacked"
-                h = F.dropout(h, op[1])
+                h = F.dropout(h, op[1]) if self.dropout_p is None else member_dropout(h, self.dropout_p, layout)
         if layout == "shared":  # no layer with weights: every member computes the same function of x
             h = h.expand(k, *h.shape)
         return h
@@ -211,6 +224,29 @@ class StackedMembers:
         return [{k: v[i].detach().cpu() for k, v in {**self.params, **self.buffers}.items()} for i in range(self.k)]
 
 
+def member_dropout(h: torch.Tensor, p: torch.Tensor, layout: str) -> torch.Tensor:
+    """Dropout with member k's own probability p[k]: h (K, B, ...) ("stacked") or (B, K·C, ...)
+    ("grouped", after a convolution); kept units are scaled by 1 / (1 − p[k]) as ``F.dropout``."""
+    if layout == "stacked":
+        pk = p.view(-1, *[1] * (h.dim() - 1))
+    else:
+        pk = p.repeat_interleave(h.shape[1] // len(p)).view(1, -1, *[1] * (h.dim() - 2))
+    return h * ((torch.rand_like(h) >= pk) / (1 - pk)).to(h.dtype)
+
+
+class _MemberDropout(nn.Module):
+    """``nn.Dropout`` whose p is a buffer: stacked (K,) it reaches each member under vmap."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("p", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        return x * ((torch.rand_like(x) >= self.p) / (1 - self.p)).to(x.dtype)
+
+
 class LoopMembers:
     """Fallback for models vmap cannot stack (BatchNorm statistics, in-place tricks):
     the same interface, one module after another."""
@@ -220,8 +256,18 @@ class LoopMembers:
     def __init__(self, modules: list[nn.Module], device: torch.device):
         self.modules = [m.to(device) for m in modules]
         self.k = len(modules)
+        self.dropout_p: torch.Tensor | None = None
+
+    def set_dropout(self, p: torch.Tensor) -> None:
+        """Member k's ``nn.Dropout`` layers use ``p[k]``, read before every training forward."""
+        self.dropout_p = p
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dropout_p is not None:
+            for m, p in zip(self.modules, self.dropout_p.tolist()):
+                for d in m.modules():
+                    if isinstance(d, nn.Dropout):
+                        d.p = p
         return torch.stack([m(x[i]) for i, m in enumerate(self.modules)])
 
     def forward_shared(self, x: torch.Tensor) -> torch.Tensor:
