@@ -307,34 +307,32 @@ def _schedule(s: Settings, job: Job, out: dict, members: np.ndarray) -> np.ndarr
     return np.repeat(values[members][:, None], job.recipe.epochs, axis=1)
 
 
+def _grid_best(s: Settings, grid_out: dict, f: Folds, ex: Examples) -> np.ndarray:
+    """(F,) members of the grid point with the best mean accuracy on the folds' scored examples:
+    chosen on the very numbers it is reported with (optimistic by construction)."""
+    acc = clean_accuracy(grid_out["pred"], ex.clean, f.val[np.repeat(np.arange(s.folds), s.grid)])
+    return np.arange(s.folds) * s.grid + int(np.argmax(acc.reshape(s.folds, s.grid).mean(0)))
+
+
 def _summarize(s: Settings, jobs: dict[str, Job], results: dict, chosen: dict, f: Folds, inner: InnerSplit,
-               ex: Examples, *,
-               store_dir: str, ds, model: str, epochs: int, label_noise: float) -> AdaptResult:
+               ex: Examples, *, store_dir: str, ds, model: str, epochs: int, label_noise: float) -> AdaptResult:
     noisy = bool(ex.flipped.any())
-    grid_out = results["grid"]
-    cv = clean_accuracy(grid_out["pred"], ex.clean, f.val[np.repeat(np.arange(s.folds), s.grid)])
-    best_point = int(np.argmax(cv.reshape(s.folds, s.grid).mean(0)))
-    cv_best = np.arange(s.folds) * s.grid + best_point
-    grid_compute = float(np.asarray(grid_out["epochs_run"]).sum())
+    grid_compute = float(np.asarray(results["grid"]["epochs_run"]).sum())
     rows, per_fold, schedules = [], {}, {}
-    plan = _row_plan(s, results, chosen, cv_best)
-    ref = None
-    for label, scheme, key, members in plan:
+    for label, scheme, key, members in _row_plan(s, results, chosen, _grid_best(s, results["grid"], f, ex)):
         m = _fold_values(results[key], members, f, inner, ex, noisy)
-        ref = m["val_acc"] if ref is None and label == "grid (best on CV)" else ref
         compute = _compute(results, key)
         sched = _schedule(s, jobs[key], results[key], members)
-        row = {"row": label, "scheme": scheme, "compute": compute / grid_compute, "model_epochs": int(compute)}
         mean, lo, hi = mean_ci(m["val_acc"])
-        row.update(val_acc=mean, val_acc_ci_low=lo, val_acc_ci_high=hi)
-        row.update({k: mean_ci(v)[0] for k, v in m.items() if k != "val_acc"})
-        row["final_strength"] = float(np.mean(sched[:, -1]))
-        rows.append(row)
+        rows.append({"row": label, "scheme": scheme, "compute": compute / grid_compute, "model_epochs": int(compute),
+                     "val_acc": mean, "val_acc_ci_low": lo, "val_acc_ci_high": hi,
+                     **{k: mean_ci(v)[0] for k, v in m.items() if k != "val_acc"},
+                     "final_strength": float(np.mean(sched[:, -1]))})
         per_fold[label] = {k: [float(x) for x in v] for k, v in m.items()}
         schedules[label] = sched.tolist()
-    ratio = paired_ratio(s.folds)
+    ref = np.asarray(per_fold["grid (best on CV)"]["val_acc"])
     for row in rows:
-        d = paired_difference(ref, np.asarray(per_fold[row["row"]]["val_acc"]), test_train_ratio=ratio)
+        d = paired_difference(ref, np.asarray(per_fold[row["row"]]["val_acc"]), test_train_ratio=paired_ratio(s.folds))
         row.update(delta_val_acc=d.mean_diff, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high, p_value=d.p_value)
     table = pd.DataFrame(rows)
     return AdaptResult(
