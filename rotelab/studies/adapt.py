@@ -175,8 +175,8 @@ def _settings(own: Any, epochs: int, folds: int) -> Settings:
         check_choice("adaptive scheme", n, ADAPT_SCHEMES)
     period = max(1, epochs // 20) if own.period is None else check_int("period", own.period, minimum=1)
     if period >= epochs and any(n in ("pbt", "gap") for n in names):
-        raise InvalidInputError(f"period {period} leaves no PBT or gap step inside {epochs} epochs: use a period "
-                         f"below {epochs}")
+        raise InvalidInputError(f"period {period} leaves no PBT or gap step inside {epochs} epochs: use a "
+                                f"period below {epochs}")
     frac = check_float("inner fraction", own.inner_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
     return Settings(technique, knob, low, high, log, grid, tuple(dict.fromkeys(names)), period, frac, folds)
 
