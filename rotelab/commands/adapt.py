@@ -46,13 +46,16 @@ def notes(r: Any) -> list[str]:
              "grid (best on CV): the grid point with the best mean CV accuracy — optimistic, the bar the rest "
              "are held to; Δ and p against it, Nadeau–Bengio corrected paired t-test",
              "awd rows: final strength is λ̄ of adaptive weight decay, not the grid's knob"]
-    g = r.goal
-    for name, what in (("quarter", "≤ ¼ of the grid's compute, within 0.5 points"),
-                       ("equal", "≤ the grid's compute, above it")):
-        if g.get(name):
-            b = g[name]
-            lines.append(f"goal at {what}: best {b['row']} {pct(b['val_acc'])} vs grid {pct(g['grid_best_val_acc'])} "
-                         f"— {'met' if b['met'] else 'missed'} by {abs(b['margin_points']):.1f} points")
+    for g in (r.goal, r.goal.get("nested")):
+        if not g:
+            continue
+        for name, what in (("quarter", "≤ ¼ of the grid's compute, within 0.5 points of"),
+                           ("equal", "≤ the grid's compute, above")):
+            if g.get(name):
+                b = g[name]
+                lines.append(f"goal at {what} {g['reference']}: best {b['row']} {pct(b['val_acc'])} vs "
+                             f"{pct(g['grid_best_val_acc'])} — {'met' if b['met'] else 'missed'} by "
+                             f"{abs(b['margin_points']):.1f} points")
     return lines
 
 

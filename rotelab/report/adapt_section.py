@@ -61,10 +61,12 @@ def _intro(result: dict, noisy: bool, g: dict) -> str:
             "the grid point with the best mean CV accuracy, optimistic by construction and the bar the rest are "
             "held to (Δ and p: Nadeau–Bengio corrected paired t-test). Compute is in model-epochs, as a "
             "multiple of the grid's.")
-    for name, what in (("quarter", "at ≤ ¼ of the grid's compute, within 0.5 points"),
-                       ("equal", "at ≤ the grid's compute, above it")):
-        if g.get(name):
-            b = g[name]
-            text += (f" Goal {what}: best {b['row']} {pct(b['val_acc'])} vs {pct(g['grid_best_val_acc'])}, "
-                     f"{'met' if b['met'] else 'missed'} ({b['margin_points']:+.1f} points).")
+    for goal in (g, g.get("nested")):
+        for name, what in (("quarter", "at ≤ ¼ of the grid's compute, within 0.5 points of"),
+                           ("equal", "at ≤ the grid's compute, above")):
+            if goal and goal.get(name):
+                b = goal[name]
+                text += (f" Goal {what} {goal['reference']}: best {b['row']} {pct(b['val_acc'])} vs "
+                         f"{pct(goal['grid_best_val_acc'])}, {'met' if b['met'] else 'missed'} "
+                         f"({b['margin_points']:+.1f} points).")
     return text

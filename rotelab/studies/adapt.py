@@ -354,13 +354,15 @@ def _compute(results: dict, key: str) -> float:
 ADAPTIVE = ("pbt", "gap", "awd", "pbt-replay", "gap-replay")
 
 
-def goal(table: pd.DataFrame) -> dict:
-    """The issue's bar: an adaptive row within 0.5 points of ``grid (best on CV)`` at ≤ ¼ of the
-    grid's compute, or above it at ≤ the grid's compute. Returns the best row of each kind and
-    its margin in points (positive = above the bar)."""
-    ref = float(table.loc[table["row"] == "grid (best on CV)", "val_acc"].iloc[0])
+def goal(table: pd.DataFrame, reference: str = "grid (best on CV)") -> dict:
+    """The issue's bar: an adaptive row within 0.5 points of the ``reference`` row's validation
+    accuracy at ≤ ¼ of the grid's compute, or above it at ≤ the grid's compute. Returns the
+    best row of each kind and its margin in points (positive = above the bar); ``nested``: the
+    same against ``grid (inner val)``, the grid chosen as the adaptive rows choose (per fold,
+    on the inner split), which carries no selection bias (the reference does, by design)."""
+    ref = float(table.loc[table["row"] == reference, "val_acc"].iloc[0])
     adaptive = table[table["scheme"].isin(ADAPTIVE)]
-    out: dict[str, Any] = {"grid_best_val_acc": ref}
+    out: dict[str, Any] = {"reference": reference, "grid_best_val_acc": ref}
     for name, limit, bar in (("quarter", 0.25 + 1e-9, -0.005), ("equal", 1.0 + 1e-9, 0.0)):
         rows = adaptive[adaptive["compute"] <= limit]
         if rows.empty:
@@ -371,6 +373,8 @@ def goal(table: pd.DataFrame) -> dict:
         out[name] = {"row": best["row"], "val_acc": float(best["val_acc"]), "compute": float(best["compute"]),
                      "margin_points": 100 * margin, "met": bool(margin >= -1e-9 if name == "quarter" else margin > 1e-9)}
     out["met"] = any(bool(out[n] and out[n]["met"]) for n in ("quarter", "equal"))
+    if reference != "grid (inner val)" and (table["row"] == "grid (inner val)").any():
+        out["nested"] = goal(table, "grid (inner val)")
     return out
 
 

@@ -66,7 +66,8 @@ def test_adapt_rows_compute_schedules_and_stored_splits(tmp_path, small):
     assert np.allclose(r.schedules["grid (best on CV)"], r.schedules["grid (best on CV)"][0][0])  # one point
     # the replay trained along the lineage of the chosen PBT member
     np.testing.assert_allclose(r.schedules["pbt 1× replay"], r.schedules["pbt 1×"], rtol=1e-6)
-    assert set(r.goal) == {"grid_best_val_acc", "quarter", "equal", "met"}
+    assert set(r.goal) == {"reference", "grid_best_val_acc", "quarter", "equal", "met", "nested"}
+    assert r.goal["nested"]["grid_best_val_acc"] == t.loc["grid (inner val)", "val_acc"]
     d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert d["technique"] == "l2" and len(d["grid_values"]) == 4
     stored = np.load(f"{r.study_dir}/folds.npz")
@@ -115,6 +116,7 @@ def test_goal_reads_the_bar_from_the_best_grid_point():
     assert g["quarter"]["row"] == "pbt ¼" and g["quarter"]["met"]
     assert g["quarter"]["margin_points"] == pytest.approx(0.1)
     assert g["equal"]["row"] == "gap 1×" and g["equal"]["met"] and g["met"]
+    assert "nested" not in g  # no grid (inner val) row here
     t.loc[1, "val_acc"] = 0.79
     t.loc[2, "val_acc"] = 0.80
     g = goal(t)
@@ -174,7 +176,8 @@ def test_adapt_command_table_json_and_report(tmp_path, capsys, wide_console):
     code, text, _ = run_main(argv, capsys)
     assert code in (0, None)
     for piece in ("adapt synthetic", "dropout over 0–0.8", "grid (best on CV)", "gap 1× replay", "awd ¼",
-                  "noisy labels", "goal at ≤ ¼ of the grid's compute"):
+                  "noisy labels", "goal at ≤ ¼ of the grid's compute, within 0.5 points of grid (best on CV)",
+                  "above grid (inner val)"):
         assert piece in text
     code, text, _ = run_main([*argv, "--json"], capsys)
     r = json.loads(text)
