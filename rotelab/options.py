@@ -127,7 +127,10 @@ class AdaptOptions:
     low: float | None = option(None, "lowest strength of the grid and search range (default by technique)")
     high: float | None = option(None, "highest strength (default by technique)")
     schemes: str = option(",".join(ADAPT_SCHEMES), "comma-separated adaptive schemes: " + ", ".join(ADAPT_SCHEMES))
-    period: int | None = option(None, "epochs between PBT exploit steps and gap-feedback steps; default epochs/20")
+    period: int | None = option(None, "epochs between PBT exploit steps (a perturbed strength needs a few epochs "
+                                      "to show); default epochs/20")
+    gap_period: int = option(1, "epochs between gap-feedback steps (a controller reacts best at once: with 5, "
+                                "noisy digits kept twice the flipped labels)")
     inner_fraction: float = option(0.2, "share of each fold's training part held out as the inner validation "
                                         "split that adaptive schemes steer on and that picks a member per fold")
     folds: int = option(5, "stratified folds (the same as compare's)")

@@ -45,7 +45,9 @@ def notes(r: Any) -> list[str]:
              f"({pct(r.inner_fraction)}); adaptive schemes steer on it and it picks one member per fold",
              "grid (best on CV): the grid point with the best mean CV accuracy — optimistic, the bar the rest "
              "are held to; Δ and p against it, Nadeau–Bengio corrected paired t-test",
-             "awd rows: final strength is λ̄ of adaptive weight decay, not the grid's knob"]
+             "awd rows: final strength is λ̄ of adaptive weight decay, not the grid's knob",
+             f"PBT exploits every {r.period} epoch(s), gap feedback steps every {r.gap_period}; a replay retrains "
+             "fresh members along the chosen member's strength schedule"]
     for g in (r.goal, r.goal.get("nested")):
         if not g:
             continue

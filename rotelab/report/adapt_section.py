@@ -60,7 +60,8 @@ def _intro(result: dict, noisy: bool, g: dict) -> str:
             + (" (clean labels)" if noisy else "") + ", which no decision sees, except for 'grid (best on CV)': "
             "the grid point with the best mean CV accuracy, optimistic by construction and the bar the rest are "
             "held to (Δ and p: Nadeau–Bengio corrected paired t-test). Compute is in model-epochs, as a "
-            "multiple of the grid's.")
+            f"multiple of the grid's. PBT exploits every {result['period']} epoch(s), gap feedback steps every "
+            f"{result.get('gap_period', result['period'])}.")
     for goal in (g, g.get("nested")):
         for name, what in (("quarter", "at ≤ ¼ of the grid's compute, within 0.5 points of"),
                            ("equal", "at ≤ the grid's compute, above")):

@@ -69,6 +69,7 @@ class Settings:
     grid: int
     schemes: tuple[str, ...]
     period: int
+    gap_period: int
     inner_fraction: float
     folds: int
 
@@ -101,6 +102,7 @@ class AdaptResult:
     folds: int
     epochs: int
     period: int
+    gap_period: int
     inner_fraction: float
     label_noise: float
     seconds: float
@@ -120,7 +122,8 @@ def adapt(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
     ``technique`` picks the strength the grid, random search, PBT and gap feedback tune (AWD
     always tunes weight decay); ``grid`` its points (members per fold), over [``low``, ``high``]
     (log-spaced for l2 and mixup). Each adaptive scheme runs with ¼ and with all of the grid's
-    members per fold. ``period``: epochs between PBT's exploit steps and gap feedback's steps.
+    members per fold. ``period``: epochs between PBT's exploit steps; ``gap_period``: between
+    gap feedback's steps.
     ``inner_fraction``: share of each fold's training part that steers and selects.
     """
     own, opts = split_options("adapt", options)
@@ -174,11 +177,14 @@ def _settings(own: Any, epochs: int, folds: int) -> Settings:
     for n in names:
         check_choice("adaptive scheme", n, ADAPT_SCHEMES)
     period = max(1, epochs // 20) if own.period is None else check_int("period", own.period, minimum=1)
-    if period >= epochs and any(n in ("pbt", "gap") for n in names):
-        raise InvalidInputError(f"period {period} leaves no PBT or gap step inside {epochs} epochs: use a "
-                                f"period below {epochs}")
+    gap_period = check_int("gap period", own.gap_period, minimum=1)
+    for scheme, every, name in (("pbt", period, "period"), ("gap", gap_period, "gap period")):
+        if every >= epochs and scheme in names:
+            raise InvalidInputError(f"{name} {every} leaves no {scheme} step inside {epochs} epochs: use a "
+                                    f"{name} below {epochs}")
     frac = check_float("inner fraction", own.inner_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
-    return Settings(technique, knob, low, high, log, grid, tuple(dict.fromkeys(names)), period, frac, folds)
+    return Settings(technique, knob, low, high, log, grid, tuple(dict.fromkeys(names)), period, gap_period, frac,
+                    folds)
 
 
 def spread(low: float, high: float, n: int, *, log: bool, ends: bool) -> np.ndarray:
@@ -230,7 +236,8 @@ def _jobs(base: Recipe, s: Settings, inner: InnerSplit, fold_seeds: np.ndarray, 
             if scheme == "awd":
                 jobs[key] = job(key, p, np.tile(spread(*AWD_RANGE, p, log=True, ends=False), f), knob="awd")
                 continue
-            a = Adaptive(scheme, s.knob, period=s.period, population=p, low=s.low, high=s.high, log=s.log)
+            a = Adaptive(scheme, s.knob, period=s.period if scheme == "pbt" else s.gap_period, population=p,
+                         low=s.low, high=s.high, log=s.log)
             start = spread(s.low, s.high, p, log=s.log, ends=False)
             if scheme == "gap":
                 middle = spread(s.low, s.high, 1, log=s.log, ends=False)
@@ -339,7 +346,7 @@ def _summarize(s: Settings, jobs: dict[str, Job], results: dict, chosen: dict, f
         study_dir=store_dir, dataset=ds.summary(), model=model, technique=s.technique, knob=s.knob,
         log_scale=s.log, grid_values=[float(v) for v in spread(s.low, s.high, s.grid, log=s.log, ends=True)],
         table=table, per_fold=per_fold, schedules=schedules, goal=goal(table), folds=s.folds, epochs=epochs,
-        period=s.period, inner_fraction=s.inner_fraction, label_noise=float(label_noise),
+        period=s.period, gap_period=s.gap_period, inner_fraction=s.inner_fraction, label_noise=float(label_noise),
         seconds=float(sum(float(o["seconds"]) for o in results.values())))
 
 
