@@ -191,6 +191,7 @@ class _Run:
     awd: AdaptiveDecay | None = None
     controller: Controller | None = None
     awd_lambda: list[np.ndarray] | None = None  # AWD's mean λ̄ (K,) per epoch
+    by_member: tuple[list, list] | tuple[()] = ((), ())  # (every parameter, the weights) as (tensor, member) pairs
 
 
 def train_job(
@@ -297,6 +298,10 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
         hooks = [(TECHNIQUES[name].on_batch, strength) for name, strength in recipe.batch_techniques]
     rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
     run = _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used), hp)
+    if hp:
+        ids, named = {id(p) for p in decay}, net.named_parameters()
+        run.by_member = (member_of(named, net.vectorized),
+                         member_of([(n, p) for n, p in named if id(p) in ids], net.vectorized))
     if "awd" in hp:
         run.awd, run.awd_lambda = AdaptiveDecay(members.k, dev), []
     return run
@@ -395,13 +400,10 @@ def _batch(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor) -> tuple
 def _member_decay(run: _Run, recipe: Recipe) -> None:
     """Per-member weight decay between backward and the optimizer step: AWD's coupled λ̄·w on
     every parameter (from the loss gradient alone, so first), then decoupled l2 on weights."""
-    stacked = run.net.vectorized
     if run.awd is not None:
-        run.awd.step(member_of(run.net.named_parameters(), stacked), run.hp["awd"])
+        run.awd.step(run.by_member[0], run.hp["awd"])
     if "l2" in run.hp:
-        ids = {id(p) for p in run.decay}
-        weights = [(n, p) for n, p in run.net.named_parameters() if id(p) in ids]
-        decay_members(member_of(weights, stacked), run.hp["l2"], run.opt.param_groups[0]["lr"], recipe.optimizer)
+        decay_members(run.by_member[1], run.hp["l2"], run.opt.param_groups[0]["lr"], recipe.optimizer)
 
 
 def _record(run: _Run, recipe: Recipe, epoch: int, curves: dict, stopper: EarlyStopping | None, *,
