@@ -191,7 +191,7 @@ class _Run:
     awd: AdaptiveDecay | None = None
     controller: Controller | None = None
     awd_lambda: list[np.ndarray] | None = None  # AWD's mean λ̄ (K,) per epoch
-    by_member: tuple[list, list] | tuple[()] = ((), ())  # (every parameter, the weights) as (tensor, member) pairs
+    by_member: tuple[Sequence, Sequence] = ((), ())  # (every parameter, the weights) as (tensor, member) pairs
 
 
 def train_job(
