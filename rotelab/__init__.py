@@ -17,6 +17,7 @@ _PUBLIC = {
     "compare": "rotelab.studies.compare", "CompareResult": "rotelab.studies.compare",
     "sweep": "rotelab.studies.sweep", "SweepResult": "rotelab.studies.sweep",
     "memorization": "rotelab.studies.memorization", "MemorizationResult": "rotelab.studies.memorization",
+    "adapt": "rotelab.studies.adapt", "AdaptResult": "rotelab.studies.adapt",
     "build_report": "rotelab.report.page",
     "run_study_file": "rotelab.study_file",
     "RotelabError": "rotelab.errors", "InvalidInputError": "rotelab.errors", "StoreError": "rotelab.errors",

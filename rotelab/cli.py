@@ -23,6 +23,7 @@ COMMANDS = {
     "compare": "rotelab.commands.compare",
     "sweep": "rotelab.commands.sweep",
     "memorization": "rotelab.commands.memorization",
+    "adapt": "rotelab.commands.adapt",
     "report": "rotelab.commands.report",
     "run": "rotelab.commands.run",
 }

@@ -123,9 +123,35 @@ class MemorizationOptions:
                                                 "what an auditor with few models finds; default: all the others")
 
 
+#: Strengths ``adapt`` can tune; the first is its default.
+ADAPT_TECHNIQUES = ("l2", "dropout", "label-smoothing", "mixup", "augment")
+#: Adaptive schemes ``adapt`` runs: population based training, gap feedback, adaptive weight decay.
+ADAPT_SCHEMES = ("pbt", "gap", "awd")
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    """``adapt``: adaptive regularization against a grid of fixed strengths, by k-fold CV."""
+
+    technique: str = option("l2", "the strength the grid, random search, PBT and gap feedback tune: "
+                                  + ", ".join(ADAPT_TECHNIQUES))
+    grid: int = option(8, "grid points = members per fold of the grid and of random search; each adaptive "
+                          "scheme runs at 1/4 and at 1x this compute")
+    low: float | None = option(None, "lowest strength of the grid and search range (default by technique)")
+    high: float | None = option(None, "highest strength (default by technique)")
+    schemes: str = option(",".join(ADAPT_SCHEMES), "comma-separated adaptive schemes: " + ", ".join(ADAPT_SCHEMES))
+    period: int | None = option(None, "epochs between PBT exploit steps (a perturbed strength needs a few epochs "
+                                      "to show); default epochs/20")
+    gap_period: int = option(1, "epochs between gap-feedback steps (a controller reacts best at once: with 5, "
+                                "noisy digits kept twice the flipped labels)")
+    inner_fraction: float = option(0.2, "share of each fold's training part held out as the inner validation "
+                                        "split that adaptive schemes steer on and that picks a member per fold")
+    folds: int = option(5, "stratified folds (the same as compare's)")
+
+
 STUDY_OPTIONS: dict[str, type] = {
     "diagnose": DiagnoseOptions, "compare": CompareOptions, "sweep": SweepOptions,
-    "memorization": MemorizationOptions,
+    "memorization": MemorizationOptions, "adapt": AdaptOptions,
 }
 #: Help lines that differ from the shared ones for one study kind.
 HELP_OVERRIDES: dict[tuple[str, str], str] = {
@@ -163,6 +189,6 @@ def split_options(kind: str, values: dict[str, Any]) -> tuple[Any, TrainingOptio
             TrainingOptions(**{k: v for k, v in values.items() if k in shared_names}))
 
 
-__all__ = ["CompareOptions", "DEFAULT_DATA", "DEFAULT_EPOCHS", "DEFAULT_MODEL", "DEFAULT_TECHNIQUES",
+__all__ = ["ADAPT_SCHEMES", "ADAPT_TECHNIQUES", "AdaptOptions", "CompareOptions", "DEFAULT_DATA", "DEFAULT_EPOCHS", "DEFAULT_MODEL", "DEFAULT_TECHNIQUES",
            "DiagnoseOptions", "MEMORIZATION_EPOCHS", "MemorizationOptions", "STUDY_OPTIONS", "SweepOptions",
            "TrainingOptions", "option_fields", "option_names", "split_options"]

@@ -149,6 +149,51 @@ def make_folds(ex: Examples, *, pool_idx: np.ndarray, folds: int, repeats: int, 
     return Folds(train, val, val & ~ex.flipped[None, :], np.arange(seed, seed + len(splits)))
 
 
+# ══ adapt: an inner validation split inside each fold's training part ═══════════════════
+_INNER_STREAM = 0x1AAE5  # keeps the inner-split draws apart from other seeded streams
+
+
+@dataclass(frozen=True, eq=False)
+class InnerSplit:
+    """Each fold's training part cut in two: ``train`` (what members fit) and ``val`` (what
+    adaptive schemes rank and steer on, and what selects a member per fold), each (F, N) bool.
+    Both lie inside the fold's training part, so the fold's scored examples stay unseen."""
+
+    train: np.ndarray  # (F, N) bool
+    val: np.ndarray  # (F, N) bool
+
+    def members(self, seeds: np.ndarray, per_fold: int) -> Members:
+        """``per_fold`` members per fold, fold by fold (member f·P + j is fold f's j-th), with seeds
+        ``seeds`` (F·P,); each trains on its fold's inner training part, validates on its inner val."""
+        rows = np.repeat(np.arange(len(self.train)), per_fold)
+        return Members(np.asarray(seeds, dtype=np.int64), self.train[rows], self.val[rows])
+
+
+def inner_split(f: Folds, ex: Examples, *, fraction: float, seed: int) -> InnerSplit:
+    """Carve a ``fraction`` of each fold's training examples out as its inner validation set,
+    stratified on the labels as given (flipped ones included: a user does not know which are
+    wrong), seeded per fold. Raises when a fold's inner part would lose a class."""
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    train = np.zeros_like(f.train)
+    val = np.zeros_like(f.train)
+    for i, row in enumerate(f.train):
+        idx = np.flatnonzero(row)
+        n_val = int(round(fraction * len(idx)))
+        if n_val < ex.n_classes or len(idx) - n_val < ex.n_classes:
+            raise InvalidInputError(
+                f"an inner validation fraction of {fraction} of fold {i}'s {len(idx)} training examples leaves "
+                f"{len(idx) - n_val} to train and {n_val} to validate on, too few for {ex.n_classes} classes; "
+                "use more data or another --inner-fraction")
+        labels = ex.y[idx]
+        strat = labels if np.bincount(labels, minlength=ex.n_classes).min() >= 2 else None
+        split = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=(seed * 7919 + i) ^ _INNER_STREAM)
+        tr, va = next(split.split(np.zeros(len(idx)), strat if strat is not None else np.zeros(len(idx))))
+        train[i, idx[tr]] = True
+        val[i, idx[va]] = True
+    return InnerSplit(train, val)
+
+
 def subset_index(clean: np.ndarray, noisy: np.ndarray, n: int, *, seed: int) -> np.ndarray:
     """Sorted indices of ``n`` pool examples, stratified on (clean label, flipped) when every
     stratum has two examples, else on the clean label."""
@@ -234,5 +279,5 @@ def subset_members(pool_mask: np.ndarray, models: range, n_examples: int, *, see
     return Members(seeds, train, val)
 
 
-__all__ = ["Examples", "Folds", "Job", "ModelRef", "SEED_STRIDE", "check_coverage", "chunked", "make_folds",
+__all__ = ["Examples", "Folds", "InnerSplit", "Job", "ModelRef", "inner_split", "SEED_STRIDE", "check_coverage", "chunked", "make_folds",
            "models_needed", "subset_index", "subset_masks", "subset_members", "subset_size", "validation_members"]

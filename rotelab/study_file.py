@@ -66,7 +66,7 @@ def load_study_file(path: str | Path) -> list[StudySpec]:
     studies = doc.get("study")
     if not isinstance(studies, list) or not studies or not all(isinstance(s, dict) for s in studies):
         raise InvalidInputError(f"{path}: no [[study]] table; add one with kind = \"diagnose\" (or compare, "
-                                "sweep, memorization)")
+                                "sweep, memorization, adapt)")
     return [_check_study(path, i + 1, table) for i, table in enumerate(studies)]
 
 

@@ -13,7 +13,8 @@ from rotelab.commands.options import out
 
 #: study kind -> the command module that renders its result
 RENDERERS = {"diagnose": "rotelab.commands.diagnose", "compare": "rotelab.commands.compare",
-             "sweep": "rotelab.commands.sweep", "memorization": "rotelab.commands.memorization"}
+             "sweep": "rotelab.commands.sweep", "memorization": "rotelab.commands.memorization",
+             "adapt": "rotelab.commands.adapt"}
 
 
 def command(

@@ -174,6 +174,19 @@ class StackedMembers:
         self._ops = {"conv": self._conv, "norm": self._norm, "pool": self._pool, "flatten": self._flatten,
                      "linear": self._linear, "relu": self._relu, "dropout": self._dropout,
                      "residual": self._residual}
+        self.dropout_p: torch.Tensor | None = None  # (K,) per-member dropout p, see set_dropout
+
+    def set_dropout(self, p: torch.Tensor) -> None:
+        """Give member k dropout probability ``p[k]`` (p (K,), on the members' device) in place of
+        the model's own; the forward reads ``p`` at every step, so changing its values in place
+        changes the next step. Under vmap each ``nn.Dropout`` becomes a module that reads its p
+        from a stacked buffer (vmap hands each member its own entry)."""
+        self.dropout_p = p
+        for name, m in list(self.base.named_modules()):
+            if type(m) is nn.Dropout:
+                parent, _, child = name.rpartition(".")
+                setattr(self.base.get_submodule(parent) if parent else self.base, child, _MemberDropout())
+                self.buffers[f"{name}.p"] = p
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.plan is not None:
@@ -283,6 +296,8 @@ class StackedMembers:
             return h, layout
         if layout == "shared":  # each member its own mask, as vmap's randomness="different"
             h, layout = h.expand(self.k, *h.shape), "stacked"
+        if self.dropout_p is not None:  # per-member p (rotelab.engine.hyper)
+            return member_dropout(h, self.dropout_p, layout), layout
         return F.dropout(h, op[1]), layout
 
     def _residual(self, op: tuple, h: torch.Tensor, layout: str) -> tuple[torch.Tensor, str]:
@@ -315,6 +330,29 @@ class StackedMembers:
         return [{k: v[i].detach().cpu() for k, v in {**self.params, **self.buffers}.items()} for i in range(self.k)]
 
 
+def member_dropout(h: torch.Tensor, p: torch.Tensor, layout: str) -> torch.Tensor:
+    """Dropout with member k's own probability p[k]: h (K, B, ...) ("stacked") or (B, K·C, ...)
+    ("grouped", after a convolution); kept units are scaled by 1 / (1 − p[k]) as ``F.dropout``."""
+    if layout == "stacked":
+        pk = p.view(-1, *[1] * (h.dim() - 1))
+    else:
+        pk = p.repeat_interleave(h.shape[1] // len(p)).view(1, -1, *[1] * (h.dim() - 2))
+    return h * ((torch.rand_like(h) >= pk) / (1 - pk)).to(h.dtype)
+
+
+class _MemberDropout(nn.Module):
+    """``nn.Dropout`` whose p is a buffer: stacked (K,) it reaches each member under vmap."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("p", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        return x * ((torch.rand_like(x) >= self.p) / (1 - self.p)).to(x.dtype)
+
+
 class LoopMembers:
     """Fallback for models vmap cannot stack (a BatchNorm with a cumulative average, spectral
     norm, in-place tricks): the same interface, one module after another."""
@@ -324,8 +362,18 @@ class LoopMembers:
     def __init__(self, modules: list[nn.Module], device: torch.device):
         self.modules = [m.to(device) for m in modules]
         self.k = len(modules)
+        self.dropout_p: torch.Tensor | None = None
+
+    def set_dropout(self, p: torch.Tensor) -> None:
+        """Member k's ``nn.Dropout`` layers use ``p[k]``, read before every training forward."""
+        self.dropout_p = p
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dropout_p is not None:
+            for m, p in zip(self.modules, self.dropout_p.tolist()):
+                for d in m.modules():
+                    if isinstance(d, nn.Dropout):
+                        d.p = p
         return torch.stack([m(x[i]) for i, m in enumerate(self.modules)])
 
     def forward_shared(self, x: torch.Tensor) -> torch.Tensor:

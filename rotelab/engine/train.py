@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rotelab.engine.adaptive import Controller, check_adaptive
 from rotelab.engine.early_stop import EarlyStopping
+from rotelab.engine.hyper import AdaptiveDecay, augment_some, decay_members, member_of, member_tensors, smooth_targets
 from rotelab.engine.members import LoopMembers, StackedMembers, make_members
 from rotelab.engine.memory import check_fits
 from rotelab.engine.recipe import Recipe
@@ -206,6 +208,11 @@ class _Run:
     masks: dict[str, torch.Tensor]  # "train", "val", "test": (K, N) bool
     threads: int
     eval_rows: int | None  # member-rows an evaluation chunk may hold (the memory budget), None: the default
+    hp: dict[str, torch.Tensor]  # per-member strengths (K,) by knob (engine.hyper); empty = the scalar path
+    awd: AdaptiveDecay | None = None
+    controller: Controller | None = None
+    awd_lambda: list[np.ndarray] | None = None  # AWD's mean λ̄ (K,) per epoch
+    by_member: tuple[Sequence, Sequence] = ((), ())  # (every parameter, the weights) as (tensor, member) pairs
 
 
 def train_job(
@@ -234,20 +241,41 @@ def train_job(
     the final outputs come from each member's best epoch (lowest validation loss), and every
     member needs validation examples. The global torch RNG and thread count are left as the
     caller had them.
+
+    Per-member strengths (``recipe.member_values``) and a controller (``recipe.adaptive``, which
+    decides on each member's validation examples) add ``strength`` and ``parent`` (K, E): the
+    controlled strength each member trained with in each epoch, and whose weights it continued
+    from (``rotelab.engine.adaptive``); adaptive weight decay adds ``awd_lambda`` (K, E), its
+    mean λ̄ per epoch.
     """
     dev = resolve_device(device)
-    if recipe.early_stop > 0:
-        empty = np.flatnonzero(~np.asarray(members.val_mask, dtype=bool).any(1))
-        if len(empty):
-            raise InvalidInputError(
-                f"early stopping watches validation loss, but member {int(empty[0])} of this job has no "
-                f"validation examples; give every member a validation set, or turn early stopping off")
+    _check_job(members, recipe)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(None):
         t0 = time.perf_counter()
         run = _setup(factory, x, y, members, test_mask, recipe, n_classes, kind, dev, threads, on_fallback)
+        if recipe.adaptive is not None:
+            run.controller = Controller(recipe.adaptive, run.hp[recipe.adaptive.knob], recipe.epochs, job_seed)
         torch.manual_seed(job_seed)  # dropout, augmentation and mixing draws
         stopper, curves = _fit(run, members, recipe, n_classes, on_epoch)
         return _finish(run, recipe, stopper, curves, outputs, time.perf_counter() - t0)
+
+
+def _check_job(members: Members, recipe: Recipe) -> None:
+    """What the recipe needs of the members: validation examples to watch or rank on."""
+    watch = "early stopping watches validation loss" if recipe.early_stop > 0 else None
+    if recipe.adaptive is not None:
+        check_adaptive(recipe.adaptive, members.k, recipe.epochs)
+        if recipe.adaptive.scheme == "pbt" and recipe.early_stop > 0:
+            raise InvalidInputError("pbt copies members' weights mid-run, which early stopping's saved best epochs "
+                                    "would not follow; use one or the other")
+        if recipe.adaptive.scheme != "replay":
+            watch = f"adaptive {recipe.adaptive.scheme} decides on validation accuracy"
+    if watch is not None:
+        empty = np.flatnonzero(~np.asarray(members.val_mask, dtype=bool).any(1))
+        if len(empty):
+            raise InvalidInputError(
+                f"{watch}, but member {int(empty[0])} of this job has no validation examples; give every "
+                f"member a validation set, or turn it off")
 
 
 def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes: int, kind: str,
@@ -263,43 +291,54 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
              "test": torch.as_tensor(np.asarray(test_mask, dtype=bool), device=dev).expand(members.k, -1)}
     standardizer = Standardizer.fit(xt, masks["train"]) if recipe.standardize else None
     sample = xt[:2] if standardizer is None else standardizer(xt[:2])[0]
+    hp = member_tensors(recipe, members.k, dev)
     net, reason = make_members(factory, members.seeds, dev, sample)
     if reason is not None and on_fallback is not None:
         on_fallback(reason)
     eval_rows = check_fits(net, sample[:2].unsqueeze(0).expand(net.k, *[-1] * sample.dim()), recipe.batch_size, dev)
+    if "dropout" in hp:
+        net.set_dropout(hp["dropout"])
     used = torch.get_num_threads()
     if dev.type == "cpu":  # ~6 FLOPs per weight and example (forward + backward): enough to size a step
         flops = 6 * recipe.batch_size * sum(p.numel() for _, p in net.named_parameters())
         used = threads if threads else cpu_threads(flops, want=want)
         torch.set_num_threads(used)
-    opt, sched, decay = _optimizer(net, recipe, members)
+    opt, sched, decay = _optimizer(net, recipe, members, member_l2="l2" in hp)
     augment = mixer = None
     if recipe.augment:
         from rotelab.techniques.augment import build_augment
 
         augment = build_augment(recipe.augment, kind=kind, feature_shape=tuple(x.shape[1:]))
-    if recipe.mixup or recipe.cutmix:
+    if recipe.mixup or recipe.cutmix or "mixup" in hp:
         from rotelab.techniques.mixing import build_mixer
 
-        mixer = build_mixer(mixup=recipe.mixup, cutmix=recipe.cutmix, kind=kind)
+        mixer = build_mixer(mixup=recipe.mixup or float("mixup" in hp), cutmix=recipe.cutmix, kind=kind)
     hooks = []
     if recipe.batch_techniques:
         from rotelab.techniques import TECHNIQUES
 
         hooks = [(TECHNIQUES[name].on_batch, strength) for name, strength in recipe.batch_techniques]
     rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
-    return _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used),
-                eval_rows)
+    run = _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used),
+               eval_rows, hp)
+    if hp:
+        ids, named = {id(p) for p in decay}, net.named_parameters()
+        run.by_member = (member_of(named, net.vectorized),
+                         member_of([(n, p) for n, p in named if id(p) in ids], net.vectorized))
+    if "awd" in hp:
+        run.awd, run.awd_lambda = AdaptiveDecay(members.k, dev), []
+    return run
 
 
-def _optimizer(net, recipe: Recipe, members: Members):
-    """AdamW or SGD over the stacked parameters (decay on weights only), and the schedule."""
+def _optimizer(net, recipe: Recipe, members: Members, *, member_l2: bool = False):
+    """AdamW or SGD over the stacked parameters (decay on weights only), and the schedule.
+    With per-member weight decay (``member_l2``) the optimizer decays nothing: the step does."""
     named = net.named_parameters()
     decay = _weight_params(named, net.vectorized)
     decay_ids = {id(p) for p in decay}
     rest = [p for _, p in named if id(p) not in decay_ids]
     groups = [{"params": decay, "weight_decay": recipe.l2}, {"params": rest, "weight_decay": 0.0}]
-    if not recipe.l2:  # one group, one fused kernel launch per step instead of two: same update
+    if not recipe.l2 or member_l2:  # one group, one fused kernel launch per step instead of two: same update
         groups = [{"params": decay + rest, "weight_decay": 0.0}]
     # fused: one kernel per parameter tensor instead of ~10 passes over it (torch's CPU and
     # CUDA default is the per-tensor loop); the same update up to float rounding.
@@ -322,6 +361,8 @@ def _fit(run: _Run, members: Members, recipe: Recipe, n_classes: int, on_epoch):
     curves["epoch"] = []
     for epoch in range(1, recipe.epochs + 1):
         run.net.train(True)
+        if run.controller is not None:
+            run.controller.before_epoch(epoch)
         idx, w = _batch_plan(members, run.rngs, recipe.batch_size)
         idx_t, w_t = torch.from_numpy(idx).to(run.xt.device), torch.from_numpy(w).to(run.xt.device)
         for start in range(0, idx.shape[1], recipe.batch_size):
@@ -331,7 +372,12 @@ def _fit(run: _Run, members: Members, recipe: Recipe, n_classes: int, on_epoch):
                   w_t[:, start : start + recipe.batch_size])
             if kept is not None:
                 _thaw(run, idle, kept)
-        _record(run, recipe, epoch, curves, stopper)
+        due = run.controller is not None and run.controller.due(epoch, recipe.epochs)
+        metrics = _record(run, recipe, epoch, curves, stopper, need=due)
+        if run.awd is not None:
+            run.awd_lambda.append(run.awd.epoch_mean().cpu().numpy())
+        if due:
+            run.controller.after_epoch(run.net, run.opt, metrics, [run.awd.lam_bar] if run.awd is not None else [])
         if on_epoch is not None:
             on_epoch(epoch, recipe.epochs)
         if stopper is not None and stopper.all_stopped:
@@ -364,19 +410,7 @@ def _thaw(run: _Run, idle: np.ndarray, kept) -> None:
 
 def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch.Tensor) -> None:
     """One optimizer step of every member on its own batch: indices bi, weights bw (K, B)."""
-    xb = _gather(run.xt, bi)  # (K, B, *fs)
-    if run.standardizer is not None:
-        xb = run.standardizer(xb)
-    target = F.one_hot(_gather(run.yt, bi), n_classes).float()  # (K, B, C)
-    eps = recipe.label_smoothing
-    if eps:
-        target = target * (1 - eps) + eps / n_classes
-    if run.augment is not None:
-        xb = run.augment(xb.flatten(0, 1)).view_as(xb)
-    if run.mixer is not None:
-        xb, target = run.mixer(xb, target)
-    for hook, strength in run.hooks:
-        xb, target = hook(xb, target, strength)
+    xb, target = _batch(run, recipe, n_classes, bi)
     with _autocast(run.xt.device, recipe.precision):
         logits = run.net(xb)
     per_ex = -(target * log_softmax(logits.float())).sum(-1)  # (K, B)
@@ -385,25 +419,63 @@ def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch
         loss = loss + recipe.l1 * sum(p.abs().sum() for p in run.decay)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
+    if run.hp:
+        _member_decay(run, recipe)
     run.opt.step()
     if run.sched is not None:
         run.sched.step()
 
 
-def _record(run: _Run, recipe: Recipe, epoch: int, curves: dict, stopper: EarlyStopping | None) -> None:
-    """After an epoch: the curves (every ``eval_every`` epochs and the last) and early stopping."""
+def _batch(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The members' inputs (K, B, *fs) and targets (K, B, C) for batch indices bi (K, B):
+    standardized, smoothed, augmented, mixed and hooked, with each member's own strengths."""
+    hp = run.hp
+    xb = _gather(run.xt, bi)  # (K, B, *fs)
+    if run.standardizer is not None:
+        xb = run.standardizer(xb)
+    target = F.one_hot(_gather(run.yt, bi), n_classes).float()  # (K, B, C)
+    eps = recipe.label_smoothing
+    if "label_smoothing" in hp:
+        target = smooth_targets(target, hp["label_smoothing"])
+    elif eps:
+        target = target * (1 - eps) + eps / n_classes
+    if run.augment is not None:
+        augmented = run.augment(xb.flatten(0, 1)).view_as(xb)
+        xb = augmented if "augment" not in hp else augment_some(xb, augmented, hp["augment"])
+    if run.mixer is not None:
+        xb, target = run.mixer(xb, target) if "mixup" not in hp else run.mixer(xb, target, hp["mixup"])
+    for hook, strength in run.hooks:
+        xb, target = hook(xb, target, strength)
+    return xb, target
+
+
+def _member_decay(run: _Run, recipe: Recipe) -> None:
+    """Per-member weight decay between backward and the optimizer step: AWD's coupled λ̄·w on
+    every parameter (from the loss gradient alone, so first), then decoupled l2 on weights."""
+    if run.awd is not None:
+        run.awd.step(run.by_member[0], run.hp["awd"])
+    if "l2" in run.hp:
+        decay_members(run.by_member[1], run.hp["l2"], run.opt.param_groups[0]["lr"], recipe.optimizer)
+
+
+def _record(run: _Run, recipe: Recipe, epoch: int, curves: dict, stopper: EarlyStopping | None, *,
+            need: bool = False) -> dict[str, np.ndarray] | None:
+    """After an epoch: the curves (every ``eval_every`` epochs and the last) and early stopping.
+    Returns the per-member train/val accuracy and loss (K,) when it evaluated (always if ``need``)."""
     record = recipe.eval_every > 0 and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs)
-    if not (record or stopper is not None):
-        return
+    if not (record or need or stopper is not None):
+        return None
     out = evaluate(run.net, run.xt, run.yt, outputs=("loss", "correct"), standardizer=run.standardizer,
                    precision=recipe.precision, rows=run.eval_rows)
+    metrics = {f"{name}_{m}": _masked_mean(out[key], mask) for name, mask in run.masks.items()
+               for m, key in (("loss", "loss"), ("acc", "correct"))}
     if record:
         curves["epoch"].append(epoch)
-        for name, mask in run.masks.items():
-            curves[f"{name}_loss"].append(_masked_mean(out["loss"], mask))
-            curves[f"{name}_acc"].append(_masked_mean(out["correct"], mask))
+        for name in CURVES:
+            curves[name].append(metrics[name])
     if stopper is not None:
-        stopper.update(run.net, epoch, _masked_mean(out["loss"], run.masks["val"]))
+        stopper.update(run.net, epoch, metrics["val_loss"])
+    return metrics
 
 
 def _finish(run: _Run, recipe: Recipe, stopper: EarlyStopping | None, curves: dict, outputs: Sequence[str],
@@ -423,6 +495,10 @@ def _finish(run: _Run, recipe: Recipe, stopper: EarlyStopping | None, curves: di
     result["epoch"] = np.asarray(curves["epoch"], dtype=np.int64)
     result["best_epoch"] = best_epoch.copy()
     result["epochs_run"] = stopped_at.copy()
+    if run.controller is not None:
+        result.update(run.controller.arrays())
+    if run.awd_lambda is not None:
+        result["awd_lambda"] = np.stack(run.awd_lambda, axis=1) if run.awd_lambda else np.zeros((k, 0), np.float32)
     result["seconds"] = np.float64(seconds)
     result["vectorized"] = np.bool_(run.net.vectorized)
     result["threads"] = np.int64(run.threads)

@@ -141,3 +141,27 @@ def score_scatter(base: np.ndarray, other: np.ndarray, categories: np.ndarray, *
     ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return _png(fig)
+
+
+def strength_over_epochs(schedules: dict[str, np.ndarray], *, ylabel: str, log: bool,
+                         extra: dict[str, np.ndarray] | None = None, extra_ylabel: str = "") -> bytes:
+    """Each row's strength per epoch: (folds, epochs) arrays, a line through the folds' median
+    and a band from their lowest to their highest; ``extra`` (AWD's λ̄) in a second panel."""
+    panels = [(schedules, ylabel)] + ([(extra, extra_ylabel)] if extra else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (rows, label) in zip(axes[0], panels):
+        for i, (name, values) in enumerate(rows.items()):
+            v = np.asarray(values, float)
+            e = np.arange(1, v.shape[1] + 1)
+            color = f"C{i % 10}"
+            dashed = name.startswith("grid") or name.startswith("random")
+            ax.plot(e, np.median(v, axis=0), color=color, linestyle="--" if dashed else "-", label=name)
+            ax.fill_between(e, v.min(0), v.max(0), color=color, alpha=0.12, linewidth=0)
+        if log or rows is extra:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)

@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 
 from rotelab.errors import StoreError
-from rotelab.report import compare_section, diagnose_section, memorization_section, sweep_section
+from rotelab.report import adapt_section, compare_section, diagnose_section, memorization_section, sweep_section
 from rotelab.report.blocks import generic_blocks
 from rotelab.store import RESULT_FILE, STUDY_FILE, Store, atomic_write_bytes
 
@@ -24,13 +24,13 @@ REPORT_FILE = "report.html"
 #: study kind -> the function that turns its files into blocks (a study of another kind gets a table of its numbers)
 SECTIONS: dict[str, Callable[[dict, dict, Path], list[dict]]] = {
     "diagnose": diagnose_section.blocks, "compare": compare_section.blocks, "sweep": sweep_section.blocks,
-    "memorization": memorization_section.blocks,
+    "memorization": memorization_section.blocks, "adapt": adapt_section.blocks,
 }
 
 
 # ── reading studies and writing the page ───────────────────────────────────────────────
 #: The order a reader asks the questions in: is it memorizing, what helps, why, on which examples.
-KIND_ORDER = ("diagnose", "compare", "sweep", "memorization")
+KIND_ORDER = ("diagnose", "compare", "sweep", "memorization", "adapt")
 
 
 def _reading_order(study_dir: Path) -> tuple[int, str]:

@@ -13,13 +13,13 @@ from typing import Any
 from rotelab.engine.recipe import Recipe
 from rotelab.errors import InvalidInputError
 from rotelab.techniques import (
-    augment_technique, dropout, early_stop, gaussian_noise, l1, l2, label_smoothing, mixup,
+    adaptive, augment_technique, dropout, early_stop, gaussian_noise, l1, l2, label_smoothing, mixup,
 )
 from rotelab.techniques.base import Technique
 
 TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
     augment_technique.TECHNIQUE, mixup.TECHNIQUE, mixup.CUTMIX, dropout.TECHNIQUE, l1.TECHNIQUE, l2.TECHNIQUE,
-    label_smoothing.TECHNIQUE, early_stop.TECHNIQUE, gaussian_noise.TECHNIQUE,
+    label_smoothing.TECHNIQUE, early_stop.TECHNIQUE, gaussian_noise.TECHNIQUE, adaptive.TECHNIQUE,
 )}
 BASELINE = "baseline"
 

@@ -16,6 +16,9 @@ subset is what its memorization is measured against.
   step (one coin per member and step, not per sample).
 
 Draws come from the global torch RNG (seeded per job by the engine) on x's device.
+
+``mix(x, targets, alpha)`` with ``alpha`` (K,) gives member k its own mixup α_k (per-member
+strengths, ``rotelab.engine.hyper``); a member with α_k = 0 keeps its batch unmixed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch import Tensor
 from rotelab.errors import InvalidInputError
 from rotelab.validation import check_float
 
-Mixer = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+Mixer = Callable[..., tuple[Tensor, Tensor]]
 
 #: feature rank by data kind: image (C, H, W), sequence (C, L), vector (D,)
 RANKS = {"image": 3, "sequence": 2, "vector": 1}
@@ -51,7 +54,7 @@ def build_mixer(*, mixup: float, cutmix: float, kind: str) -> Mixer:
         raise InvalidInputError(f"cutmix needs images or sequences, got {kind} data; use mixup instead")
     rank = RANKS[kind]
 
-    def mix(x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def mix(x: Tensor, targets: Tensor, alpha: Tensor | None = None) -> tuple[Tensor, Tensor]:
         k, b = x.shape[:2]
         if x.dim() != 2 + rank or targets.shape[:2] != (k, b):
             raise InvalidInputError(
@@ -63,15 +66,16 @@ def build_mixer(*, mixup: float, cutmix: float, kind: str) -> Mixer:
         rows = torch.arange(k, device=x.device)[:, None]
         x2, t2 = x[rows, perm], targets[rows, perm]
         # w: per element, how much comes from the partner; share: the partner's target weight
+        mix_alpha = mixup if alpha is None else alpha
         if mixup and cutmix:
             use_cut = torch.rand(k, device=x.device) < 0.5
-            w_mix, share_mix = _mixup_weights(x, mixup)
+            w_mix, share_mix = _mixup_weights(x, mix_alpha)
             w_cut, share_cut = _cutmix_weights(x, cutmix, rank)
             sel = use_cut.view(k, *([1] * (x.dim() - 1)))
             w = torch.where(sel, w_cut, w_mix)
             share = torch.where(use_cut[:, None], share_cut, share_mix)
         elif mixup:
-            w, share = _mixup_weights(x, mixup)
+            w, share = _mixup_weights(x, mix_alpha)
         else:
             w, share = _cutmix_weights(x, cutmix, rank)
         x_out = x + w * (x2 - x)
@@ -81,13 +85,17 @@ def build_mixer(*, mixup: float, cutmix: float, kind: str) -> Mixer:
     return mix
 
 
-def _beta(x: Tensor, alpha: float) -> Tensor:
-    """λ (K, B) ~ Beta(α, α), float32 on x's device."""
+def _beta(x: Tensor, alpha: float | Tensor) -> Tensor:
+    """λ (K, B) ~ Beta(α, α), float32 on x's device; α one value or (K,) (λ = 1 where α_k = 0)."""
+    if isinstance(alpha, Tensor):
+        a = torch.where(alpha > 0, alpha, torch.ones_like(alpha)).view(-1, 1).expand(x.shape[:2]).float()
+        lam = torch.distributions.Beta(a, a).sample()
+        return torch.where((alpha > 0).view(-1, 1), lam, torch.ones_like(lam))
     a = torch.tensor(float(alpha), device=x.device)
     return torch.distributions.Beta(a, a).sample(x.shape[:2])
 
 
-def _mixup_weights(x: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+def _mixup_weights(x: Tensor, alpha: float | Tensor) -> tuple[Tensor, Tensor]:
     lam = _beta(x, alpha)
     share = 1.0 - lam
     return share.view(*share.shape, *([1] * (x.dim() - 2))).to(x.dtype), share

@@ -109,7 +109,7 @@ def test_study_modules_are_modules_and_functions_are_on_rotelab():
 
     import rotelab
 
-    for kind in ("diagnose", "compare", "sweep", "memorization"):
+    for kind in ("diagnose", "compare", "sweep", "memorization", "adapt"):
         assert isinstance(importlib.import_module(f"rotelab.studies.{kind}"), types.ModuleType)
         assert callable(getattr(rotelab, kind)) and not isinstance(getattr(rotelab, kind), types.ModuleType)
     import rotelab.studies.compare
