@@ -50,6 +50,13 @@ def table(columns: list[str], rows: list[list[Any]], *, best: int | None = None,
     return {"kind": "table", "columns": columns, "rows": rows, "best": best, "sortable": sortable, "fmt": _fmt}
 
 
+def gallery(rows, xs, draw, caption, title) -> dict:
+    """A gallery block: one picture per (row, x), ``draw(x, title)`` -> PNG bytes, with the
+    row's ``caption(row)`` under it and ``title(row)`` above the picture."""
+    return {"kind": "gallery", "pairs": False,
+            "entries": [{"png": b64(draw(x, title(row))), "caption": caption(row)} for row, x in zip(rows, xs)]}
+
+
 def generic_blocks(study: dict, result: dict, path: Any) -> list[dict]:
     """Studies without a dedicated section: their scalar results as a table."""
     flat = [[k, v] for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rotelab.report import figures
-from rotelab.report.blocks import b64, figure, pct, table
+from rotelab.report.blocks import b64, figure, gallery, pct, table
 
 ISSUES_GALLERY = 16
 PER_CATEGORY = 8
@@ -34,14 +34,12 @@ def issue_blocks(li: dict, scores: pd.DataFrame, ex: dict, kind: str, name, id_t
     out = [{"kind": "heading", "text": "Label issues"}, {"kind": "text", "text": text}]
     if "issue_index" in ex and len(ex["issue_index"]):
         rows = scores.set_index("pool_index").loc[ex["issue_index"][:ISSUES_GALLERY]]
-        items = []
-        for (_, row), x in zip(rows.iterrows(), ex["issue_x"]):
-            who = id_text(row["id"])
-            caption = (f"{who}: given '{name(row['given_label'])}' → suggested '{name(row['suggested_label'])}' "
-                       f"({pct(row['suggestion_confidence'])})" + (" (flipped)" if row["flipped"] else ""))
-            items.append({"png": b64(figures.example(x, kind, title=f"{name(row['given_label'])} → "
-                                                              f"{name(row['suggested_label'])}")), "caption": caption})
-        out.append({"kind": "gallery", "pairs": False, "entries": items})
+        out.append(gallery((row for _, row in rows.iterrows()), ex["issue_x"],
+                           lambda x, title: figures.example(x, kind, title=title),
+                           lambda row: (f"{id_text(row['id'])}: given '{name(row['given_label'])}' → suggested "
+                                        f"'{name(row['suggested_label'])}' ({pct(row['suggestion_confidence'])})"
+                                        + (" (flipped)" if row["flipped"] else "")),
+                           lambda row: f"{name(row['given_label'])} → {name(row['suggested_label'])}"))
     return out
 
 

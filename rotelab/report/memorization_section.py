@@ -10,7 +10,7 @@ import pandas as pd
 
 from rotelab.errors import StoreError
 from rotelab.report import figures, ledger_section
-from rotelab.report.blocks import Pct, b64, figure, pct, pcts, table
+from rotelab.report.blocks import Pct, b64, figure, gallery, pct, pcts, table
 
 GALLERY = 16
 PAIRS = 6
@@ -110,15 +110,13 @@ def _galleries(ex: dict, scores: pd.DataFrame, pairs: pd.DataFrame, kind: str, n
     """The most memorized examples drawn, and the most influential train -> test pairs, each
     captioned with the examples' ids in the user's source."""
     top = scores.set_index("pool_index").loc[ex["top_index"][:GALLERY]]
-    items = []
-    for (_, row), x in zip(top.iterrows(), ex["top_x"]):
-        who = id_text(row["id"])
-        caption = (f"{who} given '{name(row['given_label'])}', predicted '{name(row['predicted_label'])}', "
-                   f"score {row['score']:.2f}" + (" (flipped)" if row["flipped"] else ""))
-        items.append({"png": b64(figures.example(x, kind, title=f"{who[-18:]} score {row['score']:.2f}")),
-                      "caption": caption})
     out = [{"kind": "heading", "text": "Most memorized training examples"},
-           {"kind": "gallery", "pairs": False, "entries": items}]
+           gallery((row for _, row in top.iterrows()), ex["top_x"],
+                   lambda x, title: figures.example(x, kind, title=title),
+                   lambda row: (f"{id_text(row['id'])} given '{name(row['given_label'])}', predicted "
+                                f"'{name(row['predicted_label'])}', score {row['score']:.2f}"
+                                + (" (flipped)" if row["flipped"] else "")),
+                   lambda row: f"{id_text(row['id'])[-18:]} score {row['score']:.2f}")]
     pair_items = []
     for j, (_, p) in enumerate(pairs.head(min(PAIRS, len(ex["pair_train_x"]))).iterrows()):
         train, test = id_text(p["train_id"]), id_text(p["test_id"])

@@ -39,11 +39,11 @@ from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_mem
 from rotelab.options import ADAPT_SCHEMES, ADAPT_TECHNIQUES, DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Examples, Folds, InnerSplit, Job, inner_split, make_folds
 from rotelab.progress import Progress
-from rotelab.store import jsonable
 from rotelab.studies.compare import paired_ratio
 from rotelab.studies.cv import mean_ci
-from rotelab.studies.prepare import ModelArg, make_progress, open_study, prepare, study_function, write_arrays, \
-    write_table
+from rotelab.studies.prepare import (
+    ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
+)
 from rotelab.validation import check_choice, check_float, check_int
 
 #: technique -> (engine knob, default low, default high, log scale)
@@ -108,9 +108,7 @@ class AdaptResult:
     seconds: float
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "table"}
-        d["table"] = self.table.to_dict(orient="records")
-        return jsonable(d)
+        return result_json(self, "table")
 
 
 @study_function("adapt")

@@ -12,7 +12,7 @@ is the fold's examples whose label was not flipped, a random ~(1 − p) share of
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,10 +23,9 @@ from rotelab.measures.folds import HOLDOUT_FRACTION, paired_difference
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Examples, Folds, Job, make_folds
 from rotelab.progress import Progress
-from rotelab.store import jsonable
 from rotelab.studies.cv import fold_metrics, mean_ci
 from rotelab.studies.prepare import (
-    ModelArg, make_progress, open_study, prepare, study_function, write_arrays, write_table,
+    ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
 )
 from rotelab.techniques import check_cell_for_data, defaults_table, parse_cells
 from rotelab.validation import check_int
@@ -74,9 +73,7 @@ class CompareResult:
     seconds: float  # training time summed over jobs (as recorded, cached ones included)
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "table"}
-        d["table"] = self.table.to_dict(orient="records")
-        return jsonable(d)
+        return result_json(self, "table")
 
 
 @study_function("compare")

@@ -36,7 +36,7 @@ from rotelab.models import MODELS, ModelSpec, build_model, check_model_spec
 from rotelab.options import DEFAULT_EPOCHS, TrainingOptions, help_of, option_fields
 from rotelab.plan import Examples, ModelRef
 from rotelab.progress import Progress, RichProgress
-from rotelab.store import Store, atomic_write_bytes
+from rotelab.store import Store, atomic_write_bytes, jsonable
 from rotelab.study_file import study_file_text
 from rotelab.validation import check_choice, check_float, check_int
 
@@ -227,6 +227,22 @@ def _interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
+def result_json(result: Any, *tables: str) -> dict:
+    """A study result (a dataclass) as JSON-ready data: its DataFrame fields ``tables`` as lists
+    of records (None stays None), NaN as null."""
+    from dataclasses import fields, is_dataclass
+
+    d = {}
+    for f in fields(result):
+        if f.name not in tables:
+            value = getattr(result, f.name)
+            d[f.name] = asdict(value) if is_dataclass(value) else value
+    for name in tables:
+        t = getattr(result, name)
+        d[name] = None if t is None else t.to_dict(orient="records")
+    return jsonable(d)
+
+
 def write_table(store: Store, name: str, table: pd.DataFrame) -> Path:
     """A DataFrame as CSV in the study directory, atomically."""
     atomic_write_bytes(store.path / name, table.to_csv(index=False).encode())
@@ -275,4 +291,4 @@ def _options_doc(kind: str) -> str:
 
 
 __all__ = ["ModelArg", "ModelChoice", "Prepared", "check_training", "make_progress", "open_study", "prepare",
-           "resolve_model", "study_function", "study_id", "write_arrays", "write_table"]
+           "resolve_model", "result_json", "study_function", "study_id", "write_arrays", "write_table"]

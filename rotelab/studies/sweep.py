@@ -13,7 +13,7 @@ label, flipped) so every size keeps both the class proportions and the noise fra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ from rotelab.models import check_model_spec
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Folds, Job, make_folds, subset_index
 from rotelab.progress import Progress
-from rotelab.store import jsonable
 from rotelab.studies.cv import fold_metrics, mean_ci
-from rotelab.studies.prepare import ModelArg, Prepared, make_progress, open_study, prepare, study_function, write_table
+from rotelab.studies.prepare import (
+    ModelArg, Prepared, make_progress, open_study, prepare, result_json, study_function, write_table,
+)
 from rotelab.validation import check_int
 
 #: Columns of both curve tables, each a mean over folds; the first three also get a 95% CI.
@@ -63,11 +64,7 @@ class SweepResult:
     seconds: float
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("sizes", "widths")}
-        for name in ("sizes", "widths"):
-            t = getattr(self, name)
-            d[name] = None if t is None else t.to_dict(orient="records")
-        return jsonable(d)
+        return result_json(self, "sizes", "widths")
 
 
 def parse_sizes(sizes: str | Sequence[int | str] | None, *, pool: int, n_classes: int, folds: int) -> list[int]:
