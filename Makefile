@@ -37,8 +37,16 @@ test: $(STAMP) browser
 test-all: $(STAMP)
 	$(PY) -m pytest -m ''
 
+# The whole suite of benchmarks (a few hours here on 2 cores): the engine, scikit-learn, start-up and
+# precision (python -m bench), CIFAR-shaped models, Ray, RMIA, label issues against cleanlab, adapt.
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench
+	$(PY) -m bench.cifar_shaped --out bench
+	$(PY) -m bench.ray_overhead --out bench
+	$(PY) -m bench.rmia
+	$(PY) -m bench.label_issues
+	$(PY) -m bench.adapt
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

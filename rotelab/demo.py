@@ -62,4 +62,10 @@ def run_demo(runs_dir: str | Path = "runs/demo", *, progress: bool = True, devic
         + f"; LiRA finds training members with AUC {attack['auc']:.3f} and {attack['tpr_at_0_1pct']:.1%} TPR at "
           f"0.1% FPR; split-half r = {s['split_half_correlation']:.3f}."
     )
+    li = s.get("label_issues")
+    if li and "f1" in li:
+        lines.append(
+            f"Label issues: {li['flagged']} of {s['n_train']} labels flagged as likely wrong, each with a suggested "
+            f"label; against the {s['n_flipped']} flipped ones: precision {li['precision']:.1%}, recall "
+            f"{li['recall']:.1%} (see the report's gallery, given → suggested).")
     return DemoResult(lines, report, [d.study_dir, c.study_dir, m.study_dir])
