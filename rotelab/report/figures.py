@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 TRAIN, VAL, TEST = "#1f77b4", "#d62728", "#2ca02c"
 
@@ -34,6 +35,8 @@ def learning_curves(epochs: Sequence[int], curves: dict, std: dict, onset: int |
             ax.axvline(onset, color="k", linestyle="--", linewidth=1, label=f"onset (epoch {onset})")
         ax.set_xlabel("epoch")
         ax.set_ylabel({"loss": "cross-entropy loss", "acc": "accuracy"}[metric])
+        if metric == "acc":  # accuracies in percent, as in every table
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False)
     fig.tight_layout()
@@ -54,6 +57,7 @@ def interval_bars(labels: Sequence[str], means, lows, highs, *, xlabel: str, hig
         ax.plot(np.asarray(values, float), y, "kD", markersize=5, label=name)
     ax.set_yticks(y, labels)
     ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))  # accuracies and shares in percent, as in the tables
     ax.grid(axis="x", alpha=0.3)
     if extra:  # outside the axes, so it never covers a bar
         ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(extra))

@@ -223,6 +223,7 @@ def _figure(table: pd.DataFrame, x: str, path: Path, *, xlabel: str, title: str)
     """Gaps (and noisy labels memorized) against ``x`` on a log axis, 95% CIs as error bars."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
 
     fig = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(fig)
@@ -242,7 +243,8 @@ def _figure(table: pd.DataFrame, x: str, path: Path, *, xlabel: str, title: str)
     if "noisy_memorized" in table:
         line(left, "noisy_memorized", "noisy labels memorized")
     line(left, "val_acc", "validation accuracy (clean)", linestyle="--")
-    left.set_ylabel("fraction")
+    left.set_ylabel("percent")
+    left.yaxis.set_major_formatter(PercentFormatter(1.0))
     left.axhline(0, color="grey", linewidth=0.5)
     left.legend(fontsize="small")
     line(right, "loss_gap", "validation − train loss", color="C3")
