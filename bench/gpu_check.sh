@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks a session with a lent CUDA GPU runs there once, in at most 8 minutes (see README, "On a GPU"):
 #   1. the CUDA tests (engine on cuda vs cpu, BatchNorm K-at-once, bf16, memory splitting, techniques);
-#   2. the MNIST-1D MLP's step time at K = 64, fp32 and bf16 (goal: <= 0.5 ms);
+#   2. the MNIST-1D MLP's step time at K = 64, fp32 and bf16, eager and replayed from a CUDA graph
+#      (ROTELAB_CUDA_GRAPH=1; goal: <= 0.5 ms), and torch.profiler's table of each fp32 step;
 #   3. the CIFAR-shaped bench: engine vs the best per-model loop (fp32 or bf16 + channels_last) at
 #      K = 1, 8, 16, 64 for cnn, resnet and a 64-128-256 BatchNorm net, engine fp32 and bf16, and the
 #      ceiling (one model at 16x the batch);
@@ -28,11 +29,17 @@ python3 -c "import torch, rotelab, kornia, mnist1d; print('torch', torch.__versi
 s=$SECONDS
 timeout 110 python3 -m pytest -p no:cacheprovider -q -rs tests/engine/test_engine_devices.py tests/engine/test_engine_batchnorm.py \
   tests/engine/test_engine_precision.py tests/engine/test_engine_memory.py tests/engine/test_engine_fast_path.py \
+  tests/engine/test_graph_step.py \
   2>&1 | tee "$OUT/pytest_cuda.txt" | tail -6
 step "cuda tests" $((SECONDS - s))
 
 s=$SECONDS
-for p in fp32 bf16; do timeout 40 python3 -m bench.step_time --device cuda --k 64 --precision $p | tee -a "$OUT/step_time.jsonl"; done
+for g in 0 1; do
+  ROTELAB_CUDA_GRAPH=$g timeout 40 python3 -m bench.step_time --device cuda --k 64 --profile "$OUT/profile_graph$g.txt" \
+    | tee -a "$OUT/step_time.jsonl"
+  ROTELAB_CUDA_GRAPH=$g timeout 30 python3 -m bench.step_time --device cuda --k 64 --precision bf16 | tee -a "$OUT/step_time.jsonl"
+done
+head -16 "$OUT/profile_graph0.txt" 2>/dev/null
 step "MLP step time" $((SECONDS - s))
 
 s=$SECONDS

@@ -7,16 +7,18 @@ trains on and validates on; ``test_mask`` (N,) marks the test split ("new data")
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from rotelab.engine import graph_step
 from rotelab.engine.adaptive import Controller, check_adaptive
+from rotelab.engine.allocator import reuse_freed_memory
 from rotelab.engine.early_stop import EarlyStopping
 from rotelab.engine.hyper import AdaptiveDecay, augment_some, decay_members, member_of, member_tensors, smooth_targets
 from rotelab.engine.members import LoopMembers, StackedMembers, make_members
@@ -170,10 +172,11 @@ def evaluate(
     return {k: torch.cat(v, dim=1) for k, v in parts.items()}
 
 
-def _autocast(device: torch.device, precision: str):
+def _autocast(device: torch.device, precision: str, *, cache: bool = True):
     """bf16 autocast for the forward pass (matrix products and convolutions in bf16; weights,
-    gradients and optimizer state stay fp32, so no loss scaling is needed), or nothing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    gradients and optimizer state stay fp32, so no loss scaling is needed), or nothing.
+    ``cache=False`` for a step that a CUDA graph records (cached casts would outlive it)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache)
 
 
 def _log1m_p(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -213,6 +216,8 @@ class _Run:
     controller: Controller | None = None
     awd_lambda: list[np.ndarray] | None = None  # AWD's mean λ̄ (K,) per epoch
     by_member: tuple[Sequence, Sequence] = ((), ())  # (every parameter, the weights) as (tensor, member) pairs
+    replay: graph_step.ReplayedStep | None = None  # the step from fixed buffers (a CUDA graph), else None
+    eye: torch.Tensor | None = None  # (C, C) identity: one-hot targets without reading the device back
 
 
 def train_job(
@@ -250,7 +255,8 @@ def train_job(
     """
     dev = resolve_device(device)
     _check_job(members, recipe)
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(None):
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(None), \
+            (reuse_freed_memory() if dev.type == "cpu" else contextlib.nullcontext()):
         t0 = time.perf_counter()
         run = _setup(factory, x, y, members, test_mask, recipe, n_classes, kind, dev, threads, on_fallback)
         if recipe.adaptive is not None:
@@ -303,7 +309,9 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
         flops = 6 * recipe.batch_size * sum(p.numel() for _, p in net.named_parameters())
         used = threads if threads else cpu_threads(flops, want=want)
         torch.set_num_threads(used)
-    opt, sched, decay = _optimizer(net, recipe, members, member_l2="l2" in hp)
+    replayed = graph_step.wanted(dev) and _graph_reason(net, recipe, hp) is None
+    opt, sched, decay = _optimizer(net, recipe, members, member_l2="l2" in hp,
+                                   lr_tensor=dev if replayed else None)
     augment = mixer = None
     if recipe.augment:
         from rotelab.techniques.augment import build_augment
@@ -319,8 +327,10 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
 
         hooks = [(TECHNIQUES[name].on_batch, strength) for name, strength in recipe.batch_techniques]
     rngs = [np.random.Generator(np.random.PCG64([int(s), 0xB47C4])) for s in members.seeds]
-    run = _Run(net, opt, sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt, masks, int(used),
-               eval_rows, hp)
+    run = _Run(net, opt, None if replayed else sched, decay, augment, mixer, hooks, standardizer, rngs, xt, yt,
+               masks, int(used), eval_rows, hp, eye=torch.eye(n_classes, device=dev))
+    if replayed:
+        run.replay = _replayed_step(run, recipe, n_classes, members, sched)
     if hp:
         ids, named = {id(p) for p in decay}, net.named_parameters()
         run.by_member = (member_of(named, net.vectorized),
@@ -330,9 +340,31 @@ def _setup(factory, x, y, members: Members, test_mask, recipe: Recipe, n_classes
     return run
 
 
-def _optimizer(net, recipe: Recipe, members: Members, *, member_l2: bool = False):
+def _graph_reason(net, recipe: Recipe, hp: dict) -> str | None:
+    """Why this job's step cannot be replayed from a CUDA graph (``graph_step``), None if it can."""
+    host_side = [name for name, on in (
+        ("augmentation", bool(recipe.augment)), ("mixing", bool(recipe.mixup or recipe.cutmix)),
+        ("batch hooks", bool(recipe.batch_techniques)), ("per-member strengths", bool(hp)),
+        ("a controller", recipe.adaptive is not None)) if on]
+    return graph_step.unsupported(vectorized=net.vectorized, optimizer=recipe.optimizer, host_side=host_side)
+
+
+def _replayed_step(run: _Run, recipe: Recipe, n_classes: int, members: Members, sched) -> graph_step.ReplayedStep:
+    """The job's step from fixed (K, B) buffers with the optimizer's tensor learning rate; the
+    cosine schedule, if any, runs on a stand-in and fills that tensor after each step."""
+    return graph_step.ReplayedStep(
+        lambda bi, bw: _step(run, recipe, n_classes, bi, bw), lr=run.opt.param_groups[0]["lr"],
+        schedule=None if sched is None else graph_step.stand_in_schedule(recipe.lr, sched.T_max),
+        batch_shape=(members.k, min(recipe.batch_size, int(members.train_mask.sum(1).max()))),
+        device=run.xt.device, capture=run.xt.device.type == "cuda")
+
+
+def _optimizer(net, recipe: Recipe, members: Members, *, member_l2: bool = False,
+               lr_tensor: torch.device | None = None):
     """AdamW or SGD over the stacked parameters (decay on weights only), and the schedule.
-    With per-member weight decay (``member_l2``) the optimizer decays nothing: the step does."""
+    With per-member weight decay (``member_l2``) the optimizer decays nothing: the step does.
+    ``lr_tensor``: AdamW reads its learning rate from a tensor on that device, capturable on
+    CUDA (the replayed step, ``graph_step``)."""
     named = net.named_parameters()
     decay = _weight_params(named, net.vectorized)
     decay_ids = {id(p) for p in decay}
@@ -344,6 +376,9 @@ def _optimizer(net, recipe: Recipe, members: Members, *, member_l2: bool = False
     # CUDA default is the per-tensor loop); the same update up to float rounding.
     if recipe.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, fused=True)
+    elif lr_tensor is not None:
+        lr = torch.tensor(recipe.lr, dtype=torch.float32, device=lr_tensor)
+        opt = torch.optim.AdamW(groups, lr=lr, fused=True, capturable=lr_tensor.type == "cuda")
     else:
         opt = torch.optim.AdamW(groups, lr=recipe.lr, fused=True)
     steps_per_epoch = -(-int(members.train_mask.sum(1).max()) // recipe.batch_size)
@@ -368,8 +403,11 @@ def _fit(run: _Run, members: Members, recipe: Recipe, n_classes: int, on_epoch):
         for start in range(0, idx.shape[1], recipe.batch_size):
             idle = w[:, start : start + recipe.batch_size].sum(1) == 0  # members with no example this step
             kept = _freeze(run, idle) if idle.any() else None
-            _step(run, recipe, n_classes, idx_t[:, start : start + recipe.batch_size],
-                  w_t[:, start : start + recipe.batch_size])
+            bi, bw = idx_t[:, start : start + recipe.batch_size], w_t[:, start : start + recipe.batch_size]
+            if run.replay is not None:
+                run.replay(bi, bw)
+            else:
+                _step(run, recipe, n_classes, bi, bw)
             if kept is not None:
                 _thaw(run, idle, kept)
         due = run.controller is not None and run.controller.due(epoch, recipe.epochs)
@@ -411,7 +449,7 @@ def _thaw(run: _Run, idle: np.ndarray, kept) -> None:
 def _step(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor, bw: torch.Tensor) -> None:
     """One optimizer step of every member on its own batch: indices bi, weights bw (K, B)."""
     xb, target = _batch(run, recipe, n_classes, bi)
-    with _autocast(run.xt.device, recipe.precision):
+    with _autocast(run.xt.device, recipe.precision, cache=run.replay is None):
         logits = run.net(xb)
     per_ex = -(target * log_softmax(logits.float())).sum(-1)  # (K, B)
     loss = ((per_ex * bw).sum(1) / bw.sum(1).clamp(min=1)).sum()  # a sum over members: no gradient crosses them
@@ -433,7 +471,7 @@ def _batch(run: _Run, recipe: Recipe, n_classes: int, bi: torch.Tensor) -> tuple
     xb = _gather(run.xt, bi)  # (K, B, *fs)
     if run.standardizer is not None:
         xb = run.standardizer(xb)
-    target = F.one_hot(_gather(run.yt, bi), n_classes).float()  # (K, B, C)
+    target = _gather(run.eye, _gather(run.yt, bi))  # (K, B, C) one-hot
     eps = recipe.label_smoothing
     if "label_smoothing" in hp:
         target = smooth_targets(target, hp["label_smoothing"])
@@ -501,6 +539,7 @@ def _finish(run: _Run, recipe: Recipe, stopper: EarlyStopping | None, curves: di
         result["awd_lambda"] = np.stack(run.awd_lambda, axis=1) if run.awd_lambda else np.zeros((k, 0), np.float32)
     result["seconds"] = np.float64(seconds)
     result["vectorized"] = np.bool_(run.net.vectorized)
+    result["cuda_graph"] = np.bool_(run.replay is not None and run.replay.captured)
     result["threads"] = np.int64(run.threads)
     return result
 
