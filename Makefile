@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.rotelab-installed
 
-.PHONY: setup browser demo test test-all bench clean
+.PHONY: setup browser demo test test-all bench gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,15 @@ bench: $(STAMP)
 	$(PY) -m bench.rmia
 	$(PY) -m bench.label_issues
 	$(PY) -m bench.adapt
+
+# Wheels of the packages a lent GPU machine lacks (Python 3.12 with torch, not ours), into .whl/
+# for bench/gpu_check.sh: carry .whl with the run. No dependencies are resolved (kornia's would pull
+# a CUDA torch): the list is the closure of our imports minus what that machine has.
+GPU_WHEELS := typer click shellingham rich markdown-it-py mdurl pygments kornia kornia_rs mnist1d \
+	pydantic pydantic-core annotated-types typing-inspection typing-extensions
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download -q -d .whl --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
