@@ -27,6 +27,7 @@ class Thresholds:
     fit: float = 0.90  # training accuracy below this = the model does not fit its data
     rise: float = 0.02  # relative rise of validation loss above its minimum that counts
     shift: float = 0.05  # validation and test accuracy further apart than this: the test set differs
+    shift_z: float = 2.58  # ... and further apart than sampling noise explains (two-sided p < 0.01)
 
 
 def memorization_onset(train_loss: np.ndarray, val_loss: np.ndarray, *, rise: float = 0.02) -> int | None:
@@ -79,7 +80,8 @@ class Signs:
     """The three signs, each True when present, and the verdict drawn from them.
 
     ``test_shift`` is True when validation and test accuracy are more than
-    ``Thresholds.shift`` apart: the test set then comes from another distribution, its gap is
+    ``Thresholds.shift`` apart, and (when the example counts are known) further apart than
+    sampling noise explains: the test set then comes from another distribution, its gap is
     not memorization, and ``poor_on_new_data`` is False (not counted) whatever the test gap;
     ``note`` says so in one line. ``evidence`` maps each sign's name
     (``train_high_val_low``, ``loss_gap_widening``, ``poor_on_new_data``, ``test_shift``) to
@@ -131,7 +133,18 @@ def _loss_gap_evidence(train_loss: np.ndarray, val_loss: np.ndarray, onset: int 
     return Evidence(rise, 100 * t.rise, "%", text)
 
 
-def _test_evidence(tr: float, va: float, te: float, shifted: bool, t: Thresholds) -> tuple[Evidence, Evidence]:
+def shift_z(va: float, te: float, n_val: float, n_test: float) -> float:
+    """Two-proportion z statistic of validation accuracy ``va`` on ``n_val`` examples against
+    test accuracy ``te`` on ``n_test`` (unpooled standard error; a difference with no spread,
+    such as 100% against 100%, gives 0, and a real one with none gives inf)."""
+    se = np.sqrt(va * (1 - va) / max(n_val, 1) + te * (1 - te) / max(n_test, 1))
+    if se == 0:
+        return 0.0 if va == te else float("inf")
+    return float(abs(va - te) / se)
+
+
+def _test_evidence(tr: float, va: float, te: float, shifted: bool, t: Thresholds,
+                   z: float | None) -> tuple[Evidence, Evidence]:
     """Sign 3 (train − test gap) and the test-shift check (validation vs test)."""
     gap, apart = 100 * (tr - te), 100 * abs(va - te)
     cmp = "≥" if tr - te >= t.gap else "<"
@@ -139,7 +152,10 @@ def _test_evidence(tr: float, va: float, te: float, shifted: bool, t: Thresholds
     if shifted:
         text += f"; not counted: {TEST_SHIFT_NOTE}"
     shift_text = (f"validation {_pct(va)} and test {_pct(te)} are {apart:.1f} points apart "
-                  f"({'>' if shifted else '≤'} {100 * t.shift:g})")
+                  f"({'>' if apart > 100 * t.shift + 1e-7 else '≤'} {100 * t.shift:g})")
+    if z is not None and apart > 100 * t.shift + 1e-7:
+        shift_text += (f", z = {z:.1f} {'>' if shifted else '≤'} {t.shift_z:g}" +
+                       ("" if shifted else ": within the noise of so few examples, not counted as a shift"))
     shift = Evidence(apart, 100 * t.shift, "points", shift_text)
     return Evidence(gap, 100 * t.gap, "points", text), shift
 
@@ -152,6 +168,8 @@ def read_signs(
     val_loss: np.ndarray,
     test_acc: float,
     thresholds: Thresholds = Thresholds(),
+    n_val: float | None = None,
+    n_test: float | None = None,
 ) -> Signs:
     """Verdict: ``memorizing`` when at least two of the three signs show; else ``underfitting``
     when the final training accuracy is below ``thresholds.fit``; else ``healthy``. A memorizing
@@ -160,12 +178,16 @@ def read_signs(
     When final validation and test accuracy are more than ``thresholds.shift`` apart, the test
     set comes from another distribution: sign 3 (and the test gap in the severity) is not
     counted, ``test_shift`` is True and ``note`` says "test set differs from the training
-    distribution". Each sign's deciding number and threshold are in ``evidence``.
+    distribution". With ``n_val`` and ``n_test`` (the examples each accuracy is measured on)
+    the gap must also exceed sampling noise (``thresholds.shift_z``): on 60 validation
+    examples a 6-point difference is chance. Each sign's deciding number and threshold are in
+    ``evidence``.
     """
     t = thresholds
     onset = memorization_onset(train_loss, val_loss, rise=t.rise)
     tr, va, te = float(train_acc[-1]), float(val_acc[-1]), float(test_acc)
-    shift = abs(va - te) > t.shift + 1e-9  # exactly 5 points apart is not "more than 5"
+    z = None if n_val is None or n_test is None else shift_z(va, te, n_val, n_test)
+    shift = abs(va - te) > t.shift + 1e-9 and (z is None or z > t.shift_z)  # exactly 5 points is not "more than 5"
     s1 = tr >= t.fit and tr - va >= t.gap
     s2 = loss_gap_widening(train_loss, val_loss, onset)
     s3 = tr - te >= t.gap and not shift
@@ -179,7 +201,7 @@ def read_signs(
     if verdict == "memorizing":
         gaps = [tr - va] if shift else [tr - va, tr - te]  # a shifted test set's gap is not memorization
         severity = "strong" if max(gaps) >= t.strong else "mild"
-    e3, e_shift = _test_evidence(tr, va, te, shift, t)
+    e3, e_shift = _test_evidence(tr, va, te, shift, t, z)
     e2 = _loss_gap_evidence(np.asarray(train_loss, float), np.asarray(val_loss, float), onset, t)
     evidence = {"train_high_val_low": _fit_gap_evidence(tr, va, t), "loss_gap_widening": e2,
                 "poor_on_new_data": e3, "test_shift": e_shift}

@@ -85,17 +85,24 @@ def diagnose(
         (out,) = run_jobs([job], p.examples, store=store, progress=make_progress(progress, "diagnose"),
                           device=opts.device, threads=opts.threads, executor=make_executor(opts))
         result = _summarize(out, store_dir=str(store.path), ds=p.ds, model=p.model.spec.name, seeds=seeds,
-                            thresholds=thresholds)
+                            thresholds=thresholds, n_val=float(members.val_mask.sum(1).mean()),
+                            n_test=float(p.examples.test_mask.sum()))
         store.write_json("result.json", result.to_dict())
     return result
 
 
-def _summarize(out: dict, *, store_dir: str, ds, model: str, seeds: int, thresholds: Thresholds) -> DiagnoseResult:
+def _summarize(out: dict, *, store_dir: str, ds, model: str, seeds: int, thresholds: Thresholds,
+               n_val: float, n_test: float) -> DiagnoseResult:
+    """Mean curves over the seeds, and the signs read from them; ``n_val`` (each seed's
+    validation examples) and ``n_test`` tell the test-shift check how noisy each accuracy is.
+    Each seed validates on its own split but all share one test split: counting one seed's
+    validation examples, not all seeds', keeps the check from calling noise a shift."""
     names = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss")
     mean = {n: np.nanmean(out[n], axis=0) for n in names}
     std = {n: np.nanstd(out[n], axis=0) for n in names}
     signs: Signs = read_signs(train_acc=mean["train_acc"], val_acc=mean["val_acc"], train_loss=mean["train_loss"],
-                              val_loss=mean["val_loss"], test_acc=float(mean["test_acc"][-1]), thresholds=thresholds)
+                              val_loss=mean["val_loss"], test_acc=float(mean["test_acc"][-1]), thresholds=thresholds,
+                              n_val=n_val, n_test=n_test)
     epochs = [int(e) for e in out["epoch"]]
     final = {n: float(mean[n][-1]) for n in names}
     final["acc_gap"] = final["train_acc"] - final["val_acc"]

@@ -172,3 +172,34 @@ def test_loss_sign_evidence(train_loss, val_loss, text):
                    val_loss=np.array(val_loss), test_acc=1.0)
     assert s.evidence["loss_gap_widening"].text == text
     assert s.loss_gap_widening == ("while training loss fell" in text)
+
+
+def test_a_gap_within_the_noise_of_few_examples_is_not_a_shift():
+    """7 points apart on 60 validation and 100 test examples is chance (z ≈ 1); on 1,000 and
+    2,000 examples it is not (z ≈ 4)."""
+    kw = dict(train_acc=np.array([.9, 1.0]), val_acc=np.array([.7, .77]), test_acc=0.70, **_rising())
+    few = read_signs(**kw, n_val=60, n_test=100)
+    many = read_signs(**kw, n_val=1000, n_test=2000)
+    assert read_signs(**kw).test_shift  # without the counts: the 5-point rule alone
+    assert not few.test_shift and few.note == ""
+    assert many.test_shift and many.note.startswith("test set differs")
+    assert few.evidence["test_shift"].text == ("validation 77.0% and test 70.0% are 7.0 points apart (> 5), "
+                                               "z = 1.0 ≤ 2.58: within the noise of so few examples, not counted "
+                                               "as a shift")
+    assert many.evidence["test_shift"].text == "validation 77.0% and test 70.0% are 7.0 points apart (> 5), z = 4.2 > 2.58"
+    assert few.poor_on_new_data  # a test gap that is not a shift counts as sign 3 again
+
+
+def test_shift_z_against_a_slow_reference():
+    """The z statistic against scipy's unpooled two-sample z (difference over the root of the
+    summed binomial variances), and its edge cases."""
+    from scipy import stats
+
+    from rotelab.measures.curves import shift_z
+
+    for va, te, nv, nt in [(0.77, 0.70, 60, 100), (0.5, 0.9, 30, 3000), (0.99, 0.95, 500, 500)]:
+        se = np.sqrt(va * (1 - va) / nv + te * (1 - te) / nt)
+        p_two_sided = 2 * stats.norm.sf(abs(va - te) / se)
+        assert np.isclose(2 * stats.norm.sf(shift_z(va, te, nv, nt)), p_two_sided)
+    assert shift_z(1.0, 1.0, 10, 10) == 0.0
+    assert shift_z(1.0, 0.0, 10, 10) == float("inf")
