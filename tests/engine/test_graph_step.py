@@ -57,10 +57,11 @@ def _counting(monkeypatch) -> list[int]:
 
 @pytest.mark.parametrize("recipe", [
     Recipe(model=ModelSpec("mlp", width=32), epochs=4, batch_size=32),
+    Recipe(model=ModelSpec("mlp", width=32), epochs=4, batch_size=32, l2=5e-2),  # two groups, one lr tensor
     Recipe(model=ModelSpec("mlp", width=32), epochs=4, batch_size=32, schedule="constant", l1=1e-4, l2=1e-2,
            label_smoothing=0.1, early_stop=2),
     Recipe(model=ModelSpec("mlp", width=32, dropout=0.2), epochs=3, batch_size=200),  # batch > every member's set
-], ids=["cosine", "constant+l1+l2+smoothing+early-stop", "dropout, one batch"])
+], ids=["cosine", "cosine+l2", "constant+l1+l2+smoothing+early-stop", "dropout, one batch"])
 def test_replayed_step_trains_the_same_models_as_the_plain_step(monkeypatch, recipe):
     plain = _train(recipe)
     calls = _counting(monkeypatch)
