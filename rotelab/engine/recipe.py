@@ -68,7 +68,7 @@ class Recipe:
     cutmix: float = 0.0  # Beta(α, α) box-area coefficient; 0 = off
     augment: tuple[str, ...] = ()  # transform names, see rotelab.techniques.augment
     early_stop: int = 0  # patience in epochs on validation loss; restores the best epoch
-    eval_every: int = 1  # record curves every N epochs; 0 = only at the end
+    eval_every: int = 1  # record curves every N epochs and the last; 0 = no curves (the final outputs only)
     # fields added after format 1: stored and hashed only when they differ from these defaults,
     # so every job stored before they existed keeps its key
     standardize: bool = False  # scale features per member with its own training statistics
