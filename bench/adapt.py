@@ -8,14 +8,13 @@ accuracy at ≤ ¼ of the grid's compute, or better than it at equal compute.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.machine import machine
+from bench.machine import machine, write_results
 
 SETTINGS = {  # name -> the data and its arguments
     "digits 300, 20% noise": ("digits", {"train_size": 300, "label_noise": 0.2}),
@@ -76,12 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
     info = machine(torch.device("cpu"), torch.get_num_threads())
     res = run(seeds, quick=a.quick)
-    suffix = "_quick" if a.quick else ""
-    out = Path(a.out)
-    (out / f"results_adapt{suffix}.json").write_text(json.dumps({"rows": res, "machine": info}, indent=1, default=str))
-    text = report(res, info, seeds)
-    (out / f"results_adapt{suffix}.md").write_text(text)
-    print(text)
+    write_results(a.out, "results_adapt", {"rows": res, "machine": info}, report(res, info, seeds), quick=a.quick)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Goal: F1 >= cleanlab's best + 0.05 on each setting, AUC no lower.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -38,7 +37,7 @@ from rotelab.measures.folds import fold_masks, stratified_folds
 from rotelab.measures.label_issues import label_issues
 from rotelab.models import ModelSpec, build_model
 
-from bench.machine import machine
+from bench.machine import machine, write_results
 from bench.subset_models import SubsetRun, train_subset_models
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
@@ -276,12 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     info = machine(torch.device("cpu"), torch.get_num_threads())
     res = run(cfg)
     res.update({"quick": args.quick, "machine": info})
-    suffix = "_quick" if args.quick else ""
-    out = Path(args.out)
-    (out / f"results_labels{suffix}.json").write_text(json.dumps(res, indent=1, default=str))
-    text = report(res, info)
-    (out / f"results_labels{suffix}.md").write_text(text)
-    print(text)
+    write_results(args.out, "results_labels", res, report(res, info), quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -123,3 +125,13 @@ def matmul_peak(device: torch.device, n_threads: int, *, n: int = 2048, reps: in
     # one thread's CPU-time FLOP/s: the yardstick for a single-threaded job's CPU-time FLOP/s
     out["one_thread_flops_cpu"] = out.get("threads_1", out[f"threads_{counts[0]}"])["flops_cpu"]
     return out
+
+
+def write_results(out: str | Path, name: str, res: dict, text: str, *, quick: bool = False) -> None:
+    """``{out}/{name}.json`` (the raw results) and ``{name}.md`` (the report), ``_quick`` added to
+    a smoke run's names so it never overwrites a real run's; prints the report."""
+    suffix = "_quick" if quick else ""
+    out = Path(out)
+    (out / f"{name}{suffix}.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / f"{name}{suffix}.md").write_text(text)
+    print(text)

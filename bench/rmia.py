@@ -13,7 +13,6 @@ N = 4 averaged over the draws, and then used unchanged for the other setting.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import torch
 from rotelab.measures.membership import attack_roc, lira_scores, loss_attack_scores
 from rotelab.measures.rmia import rmia_scores
 
-from bench.machine import machine
+from bench.machine import machine, write_results
 from bench.subset_models import SubsetRun, train_subset_models
 
 ATTACKS = ("loss", "lira_online", "lira_offline", "rmia_offline", "rmia_online", "rmia_offline_fraction")
@@ -176,12 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     info = machine(torch.device("cpu"), torch.get_num_threads())
     res = run(cfg)
     res.update({"draws": cfg.draws, "a_at": cfg.a_at, "quick": args.quick, "machine": info})
-    suffix = "_quick" if args.quick else ""
-    out = Path(args.out)
-    (out / f"results_rmia{suffix}.json").write_text(json.dumps(res, indent=1, default=str))
-    text = report(res, info)
-    (out / f"results_rmia{suffix}.md").write_text(text)
-    print(text)
+    write_results(args.out, "results_rmia", res, report(res, info), quick=args.quick)
 
 
 if __name__ == "__main__":
