@@ -37,15 +37,24 @@ def _mib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n < 10 * 2**20 else f"{n / 2**20:.0f} MiB"
 
 
+def budget_from_env() -> int | None:
+    """``ROTELAB_MEMORY_BUDGET`` in bytes (None when unset); a value that is not a size is one
+    clear error, raised by the studies before they open their folder."""
+    text = os.environ.get(BUDGET_ENV, "").strip().upper()
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?", text)
+    if not m:
+        raise InvalidInputError(f"{BUDGET_ENV}={text!r}: expected bytes such as 2G, 500M or 123456")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
 def budget_bytes(device: torch.device) -> int | None:
     """Bytes a job may use: ``ROTELAB_MEMORY_BUDGET`` if set, else a GPU's free memory (less some
     slack), else None (the CPU: no limit; the operating system's swap is the user's to manage)."""
-    text = os.environ.get(BUDGET_ENV, "").strip().upper()
-    if text:
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?", text)
-        if not m:
-            raise InvalidInputError(f"{BUDGET_ENV}={text!r}: expected bytes such as 2G, 500M or 123456")
-        return int(float(m.group(1)) * _UNITS[m.group(2)])
+    env = budget_from_env()
+    if env is not None:
+        return env
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(GPU_SHARE * free)
@@ -102,4 +111,4 @@ def join_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return joined
 
 
-__all__ = ["BUDGET_ENV", "JobTooLarge", "budget_bytes", "check_fits", "join_parts", "member_bytes"]
+__all__ = ["BUDGET_ENV", "JobTooLarge", "budget_bytes", "budget_from_env", "check_fits", "join_parts", "member_bytes"]

@@ -28,6 +28,7 @@ from torch import nn
 
 from rotelab.context import run_context
 from rotelab.data import Dataset, feature_warnings, load_dataset
+from rotelab.engine.memory import budget_from_env
 from rotelab.engine.recipe import OPTIMIZERS, PRECISIONS, SCHEDULES, Recipe
 from rotelab.engine.train import resolve_device
 from rotelab.errors import DataWarning, InvalidInputError
@@ -176,6 +177,7 @@ def check_training(opts: TrainingOptions, *, family: str, epochs_table: dict[str
     if opts.standardize is not None and not isinstance(opts.standardize, (bool, np.bool_)):
         raise InvalidInputError(f"standardize must be true, false or unset, got {opts.standardize!r}")
     check_executor_options(opts)
+    budget_from_env()  # a malformed ROTELAB_MEMORY_BUDGET: one line now, not a study folder without results
     if str(opts.device) == "cuda" and opts.executor == "local":  # on Ray, the workers' GPUs count
         import torch
 

@@ -56,6 +56,15 @@ def test_budget_parsing(monkeypatch):
         budget_bytes(torch.device("cpu"))
 
 
+def test_a_malformed_budget_is_one_line_before_any_study_folder(tmp_path, cli):
+    r = cli("diagnose", "--data", "synthetic", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"),
+            env={BUDGET_ENV: "lots"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["Error: ROTELAB_MEMORY_BUDGET='LOTS': expected bytes such as 2G, "
+                                             "500M or 123456"]
+    assert "Traceback" not in r.stderr and not (tmp_path / "runs").exists()
+
+
 def test_join_parts_keeps_members_in_order():
     a = {"loss": np.zeros((2, 3)), "epoch": np.arange(3), "seconds": np.float64(1), "vectorized": np.bool_(True),
          "threads": np.int64(1)}
