@@ -52,7 +52,7 @@ bench: $(STAMP)
 # for bench/gpu_check.sh: carry .whl with the run. No dependencies are resolved (kornia's would pull
 # a CUDA torch): the list is the closure of our imports minus what that machine has.
 GPU_WHEELS := typer click shellingham rich markdown-it-py mdurl pygments kornia kornia_rs mnist1d \
-	pydantic pydantic-core annotated-types typing-inspection typing-extensions
+	pydantic pydantic-core annotated-types typing-inspection typing-extensions annotated-doc
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download -q -d .whl --no-deps --only-binary=:all: --python-version 3.12 \
 	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any $(GPU_WHEELS)

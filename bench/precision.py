@@ -36,10 +36,14 @@ def run(device: str, *, repeats: int = 2, folds: int = 5, epochs: int | None = N
 
 
 def decision(rows: list[dict]) -> str:
-    """What the rows say about the GPU default."""
-    worst = min(r["diff_points"] for r in rows if r["model"] == "mlp")
-    return ("bf16 costs at most {:.2f} points: it may be the GPU default".format(-worst) if worst >= -MAX_COST_POINTS
-            else "bf16 costs {:.2f} points somewhere: fp32 stays the default".format(-worst))
+    """What the rows say about the GPU default: every row counts (the rule names datasets, not models)."""
+    worst = min(rows, key=lambda r: r["diff_points"])
+    where = f"{worst['model']} on {worst['data']}"
+    if worst["diff_points"] >= 0:
+        return "bf16 loses nothing on any row: it may be the GPU default"
+    if worst["diff_points"] >= -MAX_COST_POINTS:
+        return f"bf16 loses at most {-worst['diff_points']:.2f} points ({where}): it may be the GPU default"
+    return f"bf16 loses {-worst['diff_points']:.2f} points on {where}: fp32 stays the default"
 
 
 def markdown(rows: list[dict], device: str) -> list[str]:
