@@ -66,6 +66,7 @@ class ReplayedStep:
         self.bi = torch.zeros(batch_shape, dtype=torch.int64, device=device)  # (K, B) example indices
         self.bw = torch.zeros(batch_shape, dtype=torch.float32, device=device)  # (K, B) example weights
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.side: torch.cuda.Stream | None = None  # the warm-up steps' stream, made once
         self.failed: str | None = None  # why the capture failed, when it did (the job goes on eagerly)
         self.calls = 0
 
@@ -91,7 +92,9 @@ class ReplayedStep:
         if not self.capture:
             self.step(self.bi, self.bw)
             return
-        side = torch.cuda.Stream(self.bi.device)
+        if self.side is None:
+            self.side = torch.cuda.Stream(self.bi.device)
+        side = self.side
         side.wait_stream(torch.cuda.current_stream(self.bi.device))
         with torch.cuda.stream(side), warnings.catch_warnings():
             # the capturable AdamW warns that it runs uncaptured: these warm-up steps are meant to
