@@ -20,6 +20,7 @@ from torch import nn
 from rotelab.data import Dataset
 from rotelab.engine.recipe import Recipe
 from rotelab.engine.train import OUTPUTS, Members
+from rotelab.validation import class_name
 from rotelab.errors import InvalidInputError
 from rotelab.store import FORMAT_VERSION
 
@@ -41,6 +42,7 @@ class Examples:
     n_classes: int
     kind: str  # "image", "sequence" or "vector"
     fingerprint: str  # of the data: a stored job is reused only for identical data
+    classes: tuple[str, ...] = ()  # class names by label, for messages ("" when not known)
 
     @classmethod
     def of(cls, ds: Dataset) -> "Examples":
@@ -48,7 +50,11 @@ class Examples:
         test[ds.n_train:] = True
         return cls(np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.y_train, ds.y_test]),
                    np.concatenate([ds.clean_labels, ds.y_test]), test, ds.n_train, ds.n_classes, ds.kind,
-                   ds.fingerprint())
+                   ds.fingerprint(), tuple(ds.classes))
+
+    def class_name(self, label: int) -> str:
+        """How messages name a class: ``class 3``, or ``class 'cat' (label 3)`` when it has a name."""
+        return class_name(label, self.classes)
 
     @property
     def flipped(self) -> np.ndarray:
@@ -109,8 +115,8 @@ def validation_members(ex: Examples, *, seeds: int, val_fraction: float, seed: i
     counts = np.bincount(clean, minlength=c)
     if counts.min() < 2:
         raise InvalidInputError(
-            f"class {int(counts.argmin())} has {int(counts.min())} training example(s); a stratified "
-            "validation split needs at least 2 per class")
+            f"{ex.class_name(int(counts.argmin()))} has {int(counts.min())} training example(s); a stratified "
+            "validation split needs at least 2 per class; add examples of it or drop that class")
     train_mask = np.zeros((seeds, len(ex.y)), dtype=bool)
     val_mask = np.zeros_like(train_mask)
     for i in range(seeds):
@@ -143,7 +149,7 @@ def make_folds(ex: Examples, *, pool_idx: np.ndarray, folds: int, repeats: int, 
     """Stratified (on clean labels) k-fold of the pool examples ``pool_idx``; raises on too few per class."""
     from rotelab.measures.folds import fold_masks, stratified_folds
 
-    splits = stratified_folds(ex.clean[pool_idx], n_folds=folds, n_repeats=repeats, seed=seed)
+    splits = stratified_folds(ex.clean[pool_idx], n_folds=folds, n_repeats=repeats, seed=seed, classes=ex.classes)
     splits = [(pool_idx[tr], pool_idx[va]) for tr, va in splits]
     train, val = fold_masks(splits, len(ex.y))
     return Folds(train, val, val & ~ex.flipped[None, :], np.arange(seed, seed + len(splits)))

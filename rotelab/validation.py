@@ -6,12 +6,19 @@ parameter, what was expected and what was got.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from rotelab.errors import InvalidInputError
+
+
+def class_name(label: int, classes: Sequence[str] = ()) -> str:
+    """``class 3``, or ``class 'cat' (label 3)`` when ``classes`` names it otherwise: users know
+    their classes by their folders' or CSV values' names, not by rotelab's label indices."""
+    name = classes[label] if 0 <= label < len(classes) else str(label)
+    return f"class {label}" if name == str(label) else f"class {name!r} (label {label})"
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from rotelab.errors import InvalidInputError
-from rotelab.validation import check_array, check_float, check_int, check_labels
+from rotelab.validation import check_array, check_float, check_int, check_labels, class_name
 
 #: ``paired_t``: plain paired t-test; ``corrected_t``: Nadeau & Bengio corrected resampled t-test.
 Method = Literal["paired_t", "corrected_t"]
@@ -189,7 +189,8 @@ def paired_difference(
 
 
 # ── folds ──────────────────────────────────────────────────────────────────────────────
-def stratified_folds(labels: Any, *, n_folds: int, n_repeats: int = 1, seed: int = 0) -> list[Split]:
+def stratified_folds(labels: Any, *, n_folds: int, n_repeats: int = 1, seed: int = 0,
+                     classes: Sequence[str] = ()) -> list[Split]:
     """Seeded stratified k-fold splits, repeated ``n_repeats`` times.
 
     Within each repeat the validation sets are disjoint and cover every sample once,
@@ -207,6 +208,8 @@ def stratified_folds(labels: Any, *, n_folds: int, n_repeats: int = 1, seed: int
     seed : int in [0, 2**32)
         The same seed gives the same splits; a run with more repeats starts with the
         splits of a run with fewer.
+    classes : sequence of str, optional
+        Class names by label, only to name a class in an error.
 
     Returns
     -------
@@ -222,18 +225,19 @@ def stratified_folds(labels: Any, *, n_folds: int, n_repeats: int = 1, seed: int
     n_repeats = check_int("repeats", n_repeats, minimum=1)
     seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
 
-    classes, counts = np.unique(y, return_counts=True)
+    class_names, (classes, counts) = classes, np.unique(y, return_counts=True)
     smallest = int(np.argmin(counts))  # first (lowest) class among ties
-    small_class, small_count = int(classes[smallest]), int(counts[smallest])
+    small_count = int(counts[smallest])
+    small_class = class_name(int(classes[smallest]), class_names)
 
     from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedShuffleSplit
 
+    if small_count < 2:  # neither k folds nor one train/validation split can hold it on both sides
+        raise InvalidInputError(
+            f"a stratified split needs at least 2 samples per class, but {small_class} has only "
+            f"{small_count}; add samples of it or drop that class"
+        )
     if n_folds == 1:
-        if small_count < 2:
-            raise InvalidInputError(
-                f"a stratified train/validation split needs at least 2 samples per class, but "
-                f"class {small_class} has only {small_count}; add samples or drop that class"
-            )
         n_val = math.ceil(HOLDOUT_FRACTION * y.size)  # as StratifiedShuffleSplit rounds it
         if min(n_val, y.size - n_val) < classes.size:
             raise InvalidInputError(
@@ -248,8 +252,8 @@ def stratified_folds(labels: Any, *, n_folds: int, n_repeats: int = 1, seed: int
         if n_folds > small_count:
             raise InvalidInputError(
                 f"folds={n_folds} is more than the {small_count} samples of the smallest class "
-                f"(class {small_class}), so some validation folds would miss it; "
-                f"use --folds <= {small_count}"
+                f"({small_class}), so some validation folds would miss it; "
+                f"use at most {small_count} folds"
             )
         splitter = RepeatedStratifiedKFold(n_splits=n_folds, n_repeats=n_repeats, random_state=seed)
     index = np.zeros((y.size, 1))  # only the labels matter for the split

@@ -279,7 +279,7 @@ def test_folds_up_to_smallest_class_are_allowed(labels):
         ({"n_folds": 2.5}, "folds must be a whole number, got 2.5"),
         (
             {"n_folds": 13},
-            r"folds=13 is more than the 12 samples of the smallest class \(class 2\).*use --folds <= 12",
+            r"folds=13 is more than the 12 samples of the smallest class \(class 2\).*use at most 12 folds",
         ),
         ({"n_folds": 5, "n_repeats": 0}, "repeats must be >= 1, got 0"),
         ({"n_folds": 5, "seed": -1}, "seed must be >= 0, got -1"),
@@ -304,6 +304,16 @@ def test_stratified_folds_rejects_settings(labels, kwargs, match):
 def test_stratified_folds_rejects_labels(y, n_folds, match):
     with pytest.raises(InvalidInputError, match=match):
         stratified_folds(y, n_folds=n_folds)
+
+
+def test_a_class_of_one_sample_gets_a_fix_that_works():
+    """k folds of a class with one sample cannot be fixed by fewer folds (folds=1 needs 2 too):
+    the message says to add samples, and names the class as the user knows it."""
+    y = [0, 0, 0, 1, 1, 1, 2]
+    with pytest.raises(InvalidInputError, match=r"but class 'aardvark' \(label 2\) has only 1; add samples of it"):
+        stratified_folds(y, n_folds=3, classes=("bee", "cat", "aardvark"))
+    with pytest.raises(InvalidInputError, match=r"smallest class \(class 'cat' \(label 1\)\).*use at most 2 folds"):
+        stratified_folds([0, 0, 0, 1, 1, 2, 2, 2], n_folds=3, classes=("bee", "cat", "dog"))
 
 
 # ── fold_masks ─────────────────────────────────────────────────────────────────────────

@@ -199,7 +199,7 @@ def test_second_run_trains_nothing(tmp_path, small, monkeypatch):
     (dict(techniques="baseline,cutmix"), "cutmix needs images or sequences"),
     (dict(techniques="augment=rotate"), "augmentation 'rotate' does not apply to vector data"),
     (dict(folds=0), "folds must be >= 1, got 0"),
-    (dict(folds=27), r"folds=27 is more than the 26 samples of the smallest class \(class 2\)"),
+    (dict(folds=27), r"folds=27 is more than the 26 samples of the smallest class \(class 'class2' \(label 2\)\)"),
     (dict(repeats=0), "repeats must be >= 1, got 0"),
     (dict(label_noise=1.0), r"label noise must be in \[0.0, 1.0\)"),
 ])

@@ -65,7 +65,7 @@ def test_sweep_table(tmp_path, capsys):
     (["compare", "--techniques", "baseline,dropout=1"], "dropout strength must be in [0.0, 1.0), got 1.0"),
     (["compare", "--techniques", "l1=-1"], "l1 strength must be in [0.0, inf], got -1.0"),
     (["compare", "--folds", "0"], "folds must be >= 1, got 0"),
-    (["compare", "--folds", "40"], "folds=40 is more than the 22 samples of the smallest class (class 0)"),
+    (["compare", "--folds", "40"], "folds=40 is more than the 22 samples of the smallest class (class 'class0' (label 0))"),
     (["sweep", "--train-sizes", "20,5000"], "train size 5000 is larger than the training pool (300 examples)"),
     (["sweep", "--train-sizes", "all", "--widths", "0"], "width must be >= 1, got 0"),
     (["sweep", "--train-sizes", "5"], "train size 5 is too small for 2-fold cross-validation of 4 classes"),
