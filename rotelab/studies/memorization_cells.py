@@ -126,6 +126,18 @@ def _attacks(margin: np.ndarray, tm: np.ndarray, p: int, *, seed: int,
     return rocs, example_vulnerability(scores[headline], tm, fpr=0.01)
 
 
+def with_class_names(frame: pd.DataFrame, classes) -> pd.DataFrame:
+    """Beside each ``*_label`` column (class indices), a ``*_class`` column with the class's name
+    (a folder's or a CSV value's; "" where the label is -1, none): a user joining these tables to
+    their data would otherwise read rotelab's indices as their own labels."""
+    names = np.asarray(list(classes) + [""], dtype=object)  # index -1 -> ""
+    out = frame.copy()
+    for col in [c for c in frame.columns if c.endswith("_label")]:
+        at = out.columns.get_loc(col) + 1
+        out.insert(at, col[: -len("_label")] + "_class", names[frame[col].to_numpy(dtype=np.int64)])
+    return out
+
+
 def _scores_frame(ds, est, vulnerability: np.ndarray, predicted: np.ndarray, issues) -> pd.DataFrame:
     """One row per pool example: its id in the user's source, scores, and label diagnosis."""
     frame = {"id": ds.train_ids, "pool_index": np.arange(ds.n_train), "given_label": ds.y_train,
@@ -137,7 +149,7 @@ def _scores_frame(ds, est, vulnerability: np.ndarray, predicted: np.ndarray, iss
                      label_quality=issues.label_quality, suggested_label=issues.suggested_label,
                      suggestion_confidence=issues.confidence)
     frame["flipped"] = ds.noisy_mask
-    return pd.DataFrame(frame)
+    return with_class_names(pd.DataFrame(frame), ds.classes)
 
 
 def _pairs(ds, influence: np.ndarray, score: np.ndarray) -> pd.DataFrame:
@@ -145,9 +157,10 @@ def _pairs(ds, influence: np.ndarray, score: np.ndarray) -> pd.DataFrame:
     top = pd.DataFrame(top_influence_pairs(influence, k=TOP_PAIRS), columns=["train_pool_index", "test_index",
                                                                             "influence"])
     tr, te = top["train_pool_index"].to_numpy(), top["test_index"].to_numpy()
-    return pd.DataFrame({"train_id": ds.ids_of(tr), "test_id": ds.ids_of(te, split="test"),
-                         "influence": top["influence"], "train_label": ds.y_train[tr], "test_label": ds.y_test[te],
-                         "train_score": score[tr], "train_pool_index": tr, "test_index": te})
+    return with_class_names(pd.DataFrame({
+        "train_id": ds.ids_of(tr), "test_id": ds.ids_of(te, split="test"), "influence": top["influence"],
+        "train_label": ds.y_train[tr], "test_label": ds.y_test[te], "train_score": score[tr],
+        "train_pool_index": tr, "test_index": te}), ds.classes)
 
 
 def _roc_dict(roc: AttackROC, attack: str, tm: np.ndarray, reference_models: int | None) -> dict:
@@ -196,8 +209,9 @@ def _summary(ds, tm: np.ndarray, correct: np.ndarray, est, scores: pd.DataFrame,
             "held_out": float(correct[:, :p][~tm].mean()),
             "test": float(correct[:, p:].mean()) if ds.n_test else float("nan"),
         },
-        "top_memorized": _records(top10, ["id", "pool_index", "given_label", "clean_label", "predicted_label",
-                                          "score", "stderr", "flipped"]),
+        "top_memorized": _records(top10, ["id", "pool_index", "given_label", "given_class", "clean_label",
+                                          "clean_class", "predicted_label", "predicted_class", "score", "stderr",
+                                          "flipped"]),
     }
 
 
@@ -213,8 +227,8 @@ def _issues_summary(issues, flipped: np.ndarray, scores: pd.DataFrame) -> dict:
     top = scores[flag].sort_values(["issue_probability", "pool_index"], ascending=[False, True]).head(10)
     out = {"flagged": int(flag.sum()), "estimated_noise_rate": float(np.nanmean(issues.issue_probability)),
            "noise_rate_by_class": [float(v) for v in issues.noise_rate], "temperature": float(issues.temperature),
-           "top": _records(top, ["id", "pool_index", "given_label", "suggested_label", "suggestion_confidence",
-                                 "issue_probability", "flipped"])}
+           "top": _records(top, ["id", "pool_index", "given_label", "given_class", "suggested_label",
+                                 "suggested_class", "suggestion_confidence", "issue_probability", "flipped"])}
     if flipped.any():
         tp = int((flag & flipped).sum())
         precision = tp / max(int(flag.sum()), 1)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from rotelab.measures.ledger import CATEGORIES, example_ledger, paired_score_difference
+from rotelab.studies.memorization_cells import with_class_names
 
 
 def ledger_table(labels: list[str], slugs: list[str], correct: dict[str, np.ndarray], pool_mask: np.ndarray,
@@ -35,7 +36,7 @@ def ledger_table(labels: list[str], slugs: list[str], correct: dict[str, np.ndar
     summary = {"baseline": baseline, "counts": counts, "by_technique": by_technique}
     if ds.noisy_mask.any():
         summary["flipped_likely_mislabeled"] = float((led.category[ds.noisy_mask] == "likely_mislabeled").mean())
-    return pd.DataFrame(frame), summary
+    return with_class_names(pd.DataFrame(frame), ds.classes), summary
 
 
 __all__ = ["ledger_table"]

@@ -18,9 +18,10 @@ from rotelab.store import Store
 from rotelab.plan import subset_masks
 from rotelab.studies.memorization import MemorizationResult, memorization
 
-SCORE_COLUMNS = ["id", "pool_index", "given_label", "clean_label", "predicted_label", "score", "stderr", "n_in", "n_out",
-                 "p_in", "p_out", "vulnerability", "label_issue", "issue_probability", "label_quality",
-                 "suggested_label", "suggestion_confidence", "flipped"]
+SCORE_COLUMNS = ["id", "pool_index", "given_label", "given_class", "clean_label", "clean_class", "predicted_label",
+                 "predicted_class", "score", "stderr", "n_in", "n_out", "p_in", "p_out", "vulnerability", "label_issue",
+                 "issue_probability", "label_quality", "suggested_label", "suggested_class", "suggestion_confidence",
+                 "flipped"]
 FAST = {"epochs": 4, "width": 16, "batch_size": 32, "device": "cpu"}
 
 
@@ -63,7 +64,7 @@ def test_outputs_files_and_shapes(tiny, tmp_path):
     csv = pd.read_csv(f"{study}/scores_baseline.csv")
     np.testing.assert_allclose(csv["score"], df["score"])
     pairs = pd.read_csv(f"{study}/influence_baseline.csv")
-    assert list(pairs.columns) == ["train_id", "test_id", "influence", "train_label", "test_label",
+    assert list(pairs.columns) == ["train_id", "test_id", "influence", "train_label", "train_class", "test_label", "test_class",
                                    "train_score", "train_pool_index", "test_index"]
     np.testing.assert_array_equal(pairs["train_id"], tiny.ids_of(pairs["train_pool_index"]))
     np.testing.assert_array_equal(pairs["test_id"], tiny.ids_of(pairs["test_index"], split="test"))

@@ -50,6 +50,12 @@ def test_an_image_folder_is_named_by_file_path(tmp_path, digits01):
     assert m.dataset["id_kind"] == "path"
     _check(m, lambda p: ["one", "zero"].index(p.split("/")[0]),
            [f"{'zero' if y[i] == 0 else 'one'}/s{i:03d}.png" for i in WRONG])
+    # the tables name each class as the folder does, beside rotelab's label index
+    csv = pd.read_csv(Path(m.study_dir) / m.files["baseline"]["scores_csv"], keep_default_na=False)
+    assert list(csv["given_class"]) == [p.split("/")[0] for p in csv["id"]]
+    assert set(csv["predicted_class"]) <= {"zero", "one"}
+    for row in m.summaries["baseline"]["top_memorized"]:
+        assert row["given_class"] == row["id"].split("/")[0]
 
 
 def test_a_csv_is_named_by_row(tmp_path, digits01):
