@@ -80,6 +80,8 @@ def _meta(study: dict) -> list[tuple[str, str]]:
                  f"features {shape}" + (f", {d.get('n_noisy')} flipped labels" if d.get("n_noisy") else "")),
         ("classes", ", ".join(map(str, d.get("classes", [])))),
     ]
+    if d.get("ids"):  # what '#86' or a path in the tables below points to in the user's source
+        meta.append(("example ids", str(d["ids"])))
     if model:
         meta.append(("model", f"{model.get('name')} (width {model.get('width')}, depth {model.get('depth')}, "
                               f"dropout {model.get('dropout')})"))

@@ -72,6 +72,8 @@ def test_user_strings_are_escaped_in_the_html(evil_study):
     assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img src=x" not in html
     assert "<b>bold</b>" not in html
+    # the page says what an id in its tables points to
+    assert "<dt>example ids</dt><dd>0-based index into x" in html
 
 
 def test_runs_directory_collects_finished_studies(evil_study):
