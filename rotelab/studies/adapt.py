@@ -42,6 +42,7 @@ from rotelab.progress import Progress
 from rotelab.studies.compare import paired_ratio
 from rotelab.studies.cv import mean_ci
 from rotelab.studies.prepare import (
+    short_repr,
     ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
 )
 from rotelab.validation import check_choice, check_float, check_int
@@ -106,6 +107,10 @@ class AdaptResult:
     inner_fraction: float
     label_noise: float
     seconds: float
+
+    def __repr__(self) -> str:
+        return short_repr(self, f"{self.technique} ({self.knob}) adapted in {len(self.table)} rows by {self.folds}-fold",
+                          "goal met" if self.goal.get("met") else "goal missed")
 
     def to_dict(self) -> dict:
         return result_json(self, "table")

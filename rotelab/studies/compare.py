@@ -25,6 +25,7 @@ from rotelab.plan import Examples, Folds, Job, make_folds
 from rotelab.progress import Progress
 from rotelab.studies.cv import fold_metrics, mean_ci
 from rotelab.studies.prepare import (
+    short_repr,
     ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
 )
 from rotelab.techniques import check_cell_for_data, defaults_table, parse_cells
@@ -71,6 +72,13 @@ class CompareResult:
     defaults: list[dict]  # name, default strength and meaning of each technique used
     vectorized: bool
     seconds: float  # training time summed over jobs (as recorded, cached ones included)
+
+    def __repr__(self) -> str:
+        best = self.table.set_index("technique").loc[self.best, "val_acc"]
+        verdict = (f"recommended {self.recommended}" if self.recommended
+                   else "no technique significantly better than baseline")
+        design = f"{self.folds}-fold" + (f" x {self.repeats}" if self.repeats > 1 else "")
+        return short_repr(self, f"{len(self.table)} cells by {design}", f"best {self.best} ({100 * best:.1f}%)", verdict)
 
     def to_dict(self) -> dict:
         return result_json(self, "table")

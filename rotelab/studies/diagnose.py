@@ -13,7 +13,7 @@ from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Job, validation_members
 from rotelab.progress import Progress
 from rotelab.store import jsonable
-from rotelab.studies.prepare import ModelArg, make_progress, open_study, prepare, study_function
+from rotelab.studies.prepare import ModelArg, make_progress, open_study, prepare, short_repr, study_function
 from rotelab.validation import check_float, check_int
 
 
@@ -43,6 +43,14 @@ class DiagnoseResult:
     def to_dict(self) -> dict:
         """JSON-ready: NaN as None (a curve of a split with no examples is NaN)."""
         return jsonable(asdict(self))
+
+    def __repr__(self) -> str:
+        f = self.final
+        onset = f" from epoch {self.onset_epoch}" if self.onset_epoch and self.verdict == "memorizing" else ""
+        severity = f" ({self.severity})" if self.severity else ""
+        accs = " / ".join(f"{k} {100 * f[f'{k}_acc']:.1f}%" for k in ("train", "val", "test")
+                          if f.get(f"{k}_acc") == f.get(f"{k}_acc"))  # NaN (no such split) left out
+        return short_repr(self, f"{self.verdict}{severity}{onset}", accs, f"{self.seeds} seed(s)")
 
     def summary_rows(self, every: int | None = None) -> list[dict]:
         """One row per (some) epoch for tables: train/val/test accuracy and loss."""

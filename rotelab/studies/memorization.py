@@ -40,6 +40,7 @@ from rotelab.store import RESULT_FILE, jsonable
 from rotelab.studies.memorization_cells import measure_cell, write_cell
 from rotelab.studies.memorization_ledger import ledger_table
 from rotelab.studies.prepare import (
+    short_repr,
     ModelArg, Prepared, make_progress, open_study, prepare, study_function, study_id, write_arrays, write_table,
 )
 from rotelab.techniques import Cell, check_cell_for_data, parse_cells
@@ -84,6 +85,11 @@ class MemorizationResult:
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     ledger: dict = field(default_factory=dict)  # with several cells: counts by category, by technique
     ledger_table: pd.DataFrame | None = field(default=None, repr=False)  # one row per example (ledger.csv)
+
+    def __repr__(self) -> str:
+        means = ", ".join(f"{c} {self.summaries[c]['mean_score']:.3f}" for c in self.cells)
+        return short_repr(self, f"{self.models} models on {100 * self.subset:.0f}% subsets",
+                          f"mean memorization score {means}")
 
     def to_dict(self) -> dict:
         """JSON-ready (NaN as None): the summaries and file names, no per-example arrays."""

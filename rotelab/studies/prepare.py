@@ -229,6 +229,13 @@ def _interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
+def short_repr(result: Any, *facts: str) -> str:
+    """``Name(data, model: fact; fact; study_dir)``: what ``print(result)`` shows, one line a
+    person reads (the full fields are in ``to_dict()``)."""
+    head = f"{result.dataset.get('name', '?')}, {result.model}"
+    return f"{type(result).__name__}({head}: {'; '.join(f for f in facts if f)}; {result.study_dir})"
+
+
 def result_json(result: Any, *tables: str) -> dict:
     """A study result (a dataclass) as JSON-ready data: its DataFrame fields ``tables`` as lists
     of records (None stays None), NaN as null."""

@@ -28,6 +28,7 @@ from rotelab.plan import Folds, Job, make_folds, subset_index
 from rotelab.progress import Progress
 from rotelab.studies.cv import fold_metrics, mean_ci
 from rotelab.studies.prepare import (
+    short_repr,
     ModelArg, Prepared, make_progress, open_study, prepare, result_json, study_function, write_table,
 )
 from rotelab.validation import check_int
@@ -62,6 +63,10 @@ class SweepResult:
     default_width: int | None
     default_size: int
     seconds: float
+
+    def __repr__(self) -> str:
+        return short_repr(self, f"{0 if self.sizes is None else len(self.sizes)} sizes",
+                          f"{0 if self.widths is None else len(self.widths)} widths", f"{self.folds}-fold")
 
     def to_dict(self) -> dict:
         return result_json(self, "sizes", "widths")
