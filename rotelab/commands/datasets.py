@@ -21,21 +21,27 @@ def command(
     if path is None:
         _builtins(json_out)
         return
-    import numpy as np
+    import warnings
 
-    from rotelab.data import load_dataset
+    import numpy as np
+    from rich.text import Text
+
+    from rotelab.data import feature_warnings, load_dataset
+    from rotelab.errors import DataWarning
 
     ds = load_dataset(path, **({"label_column": label_column} if label_column else {}))
-    summary = ds.summary()
+    lines = feature_warnings(ds, standardize=ds.kind == "vector")  # what a study with the defaults says
+    for line in lines:
+        warnings.warn(line, DataWarning, stacklevel=2)
+    summary = {**ds.summary(), "warnings": lines}
     summary["train_counts"] = [int(c) for c in np.bincount(ds.y_train, minlength=ds.n_classes)]
     if json_out:
         print(json.dumps(summary, indent=2))
         return
     info = ds.info
-    out.print(f"[bold]{path}[/bold]: {info.get('format', 'dataset')} · {ds.kind} features "
-              f"{'x'.join(map(str, ds.feature_shape))} · {ds.n_classes} classes · "
-              f"{ds.n_train} train / {ds.n_test} test (test split: {info.get('test_split', 'given')})",
-              markup=False)
+    out.print(Text.assemble((str(path), "bold"), f": {info.get('format', 'dataset')} · {ds.kind} features "
+                            f"{'x'.join(map(str, ds.feature_shape))} · {ds.n_classes} classes · "
+                            f"{ds.n_train} train / {ds.n_test} test (test split: {info.get('test_split', 'given')})"))
     print_table(out, "", [Column("class", key=True), Column("train examples", key=True)],
                 [[name, str(count)] for name, count in zip(ds.classes, summary["train_counts"])])
 

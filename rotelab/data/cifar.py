@@ -139,7 +139,7 @@ def _images(batch: dict, source: str) -> np.ndarray:
         raise InvalidInputError(f"{source}: expected 'data' of shape (n, 3072) (3x32x32 pixels), got {got}")
     if data.dtype != np.uint8:
         raise InvalidInputError(f"{source}: expected 'data' of dtype uint8, got {data.dtype}")
-    return data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    return data.reshape(-1, 3, 32, 32)  # uint8: make_dataset scales it to [0, 1]
 
 
 def _labels(batch: dict, key: str, n: int, n_classes: int, source: str) -> np.ndarray:

@@ -12,9 +12,30 @@ from rotelab.errors import InvalidInputError
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 
 
-def _first_bad_row(mask) -> int:
-    """1-based line number in the file (the header is line 1) of the first True in ``mask``."""
-    return int(np.flatnonzero(np.asarray(mask))[0]) + 2
+def _first_bad(mask, path: Path) -> tuple[int, str]:
+    """(0-based data row, "line N" in the file) of the first True in ``mask`` (n_rows,).
+
+    N is the real 1-based line (the header's line counted), found by re-reading the file as
+    pandas reads it: blank lines skipped, a quoted cell may span lines; only error messages need
+    it, so the file is read again only then. If that reading does not find ``n_rows`` rows, the
+    row is named as pandas numbers it instead of guessing a line."""
+    import csv
+
+    mask = np.asarray(mask)
+    row = int(np.flatnonzero(mask)[0])
+    starts, previous = [], 0
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.reader(f, delimiter=CSV_SUFFIXES.get(path.suffix.lower(), ","))
+            for record in reader:
+                if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
+                    starts.append(previous + 1)
+                previous = reader.line_num
+    except (OSError, csv.Error):
+        starts = []
+    if len(starts) == len(mask) + 1:  # the header, then one start line per data row
+        return row, f"line {starts[row + 1]}"
+    return row, f"data row {row} (pd.read_csv(path).iloc[{row}])"
 
 
 def _shorten(names, limit: int = 12) -> str:
@@ -32,17 +53,17 @@ def _check_feature_columns(df, features: list[str], path: Path) -> None:
             numeric = pd.to_numeric(col, errors="coerce")
             bad = numeric.isna() & col.notna()
             if bad.any():
-                line = _first_bad_row(bad)
+                row, where = _first_bad(bad, path)
                 raise InvalidInputError(
-                    f"{path}: feature column {c!r} is not numeric (e.g. {str(col.iloc[line - 2])!r} on line "
-                    f"{line}); encode it as numbers or drop the column"
+                    f"{path}: feature column {c!r} is not numeric (e.g. {str(col.iloc[row])!r} on "
+                    f"{where}); encode it as numbers or drop the column"
                 )
             col = df[c] = numeric  # mixed numbers and numeric strings
         missing = col.isna() | ~np.isfinite(col.to_numpy(dtype=np.float64))
         if missing.any():
             raise InvalidInputError(
                 f"{path}: feature column {c!r} has {int(missing.sum())} empty, NaN or infinite cell(s) "
-                f"(first on line {_first_bad_row(missing)}); fill or drop them"
+                f"(first on {_first_bad(missing, path)[1]}); fill or drop them"
             )
 
 
@@ -53,13 +74,13 @@ def _class_labels(labels, label_column: str, path: Path) -> tuple[np.ndarray, np
     if labels.isna().any():
         raise InvalidInputError(
             f"{path}: label column {label_column!r} has {int(labels.isna().sum())} empty cell(s) "
-            f"(first on line {_first_bad_row(labels.isna())})"
+            f"(first on {_first_bad(labels.isna(), path)[1]})"
         )
     if pd.api.types.is_float_dtype(labels):
         fractional = labels.to_numpy() != np.round(labels.to_numpy())
         if fractional.any():
             raise InvalidInputError(
-                f"{path}: label column {label_column!r} holds fractions (line {_first_bad_row(fractional)}); "
+                f"{path}: label column {label_column!r} holds fractions ({_first_bad(fractional, path)[1]}); "
                 "expected class labels"
             )
         labels = labels.astype(np.int64)
@@ -69,13 +90,32 @@ def _class_labels(labels, label_column: str, path: Path) -> tuple[np.ndarray, np
     return values, y.astype(np.int64)
 
 
+#: The name pandas gives a first column without a header name, as ``to_csv`` writes its index.
+PANDAS_INDEX = "Unnamed: 0"
+
+
+def _saved_index(df, label_column: str) -> str | None:
+    """:data:`PANDAS_INDEX` when the first column is a pandas index saved by ``to_csv`` (no header
+    name, distinct whole numbers), else None: as a feature it would let the models tell examples
+    apart by their position in the file (and by their label, in a file sorted by label)."""
+    import pandas as pd
+
+    first = df.iloc[:, 0] if len(df.columns) else None
+    if first is None or df.columns[0] != PANDAS_INDEX or label_column == PANDAS_INDEX:
+        return None
+    return PANDAS_INDEX if pd.api.types.is_integer_dtype(first) and first.is_unique else None
+
+
 def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
     """Load a table with a header row: ``label_column`` holds the labels, every other column a feature.
 
     Features must be numeric with no empty cells and become float32 (D,) vectors. Labels may be
     numbers or strings; the sorted distinct values become the class names, in that order
     (labels 0..K-1 therefore keep their meaning). A ``.tsv`` is read tab-separated. A
-    stratified 20% becomes the test split.
+    stratified 20% becomes the test split. A first column that pandas' ``to_csv`` wrote as the
+    index (no header name, so read as "Unnamed: 0", distinct whole numbers) is dropped, with a
+    line in ``notes``: it numbers the rows and is not a feature. Errors name the file's real line
+    (1-based, the header's line counted, blank lines too).
 
     Example ids (``id_kind="row"``) are 0-based data rows as pandas numbers them: row 0 is the
     first line after the header (``pd.read_csv(path).iloc[id]``, line ``id + 2`` of the file
@@ -96,9 +136,11 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
             f"{path}: no label column {label_column!r}; found columns {_shorten(columns)}; "
             "pass label_column= (--label-column) to name it"
         )
-    features = [c for c in columns if c != label_column]
+    index = _saved_index(df, label_column)
+    features = [c for c in columns if c not in (label_column, index)]
     if not features:
-        raise InvalidInputError(f"{path}: no feature columns besides the label column {label_column!r}")
+        saved = f" (the first column, {index!r}, is a saved pandas index)" if index else ""
+        raise InvalidInputError(f"{path}: no feature columns besides the label column {label_column!r}{saved}")
     if df.empty:
         raise InvalidInputError(f"{path}: the table has a header but no rows")
     _check_feature_columns(df, features, path)
@@ -108,5 +150,9 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
     ds = make_dataset(path.name, x, y, classes=[str(v) for v in values], kind="vector",
                       description=f"CSV table, {len(features)} numeric features, label column {label_column!r}, "
                                   f"from {path}", train_ids=rows, id_kind="row", id_sources=(str(path), str(path)))
-    return ds.with_(info={"format": "csv", "path": str(path), "label_column": label_column,
-                          "test_split": "held out 20%", "feature_columns": features})
+    notes = () if index is None else (
+        f"{path.name}: the first column {index!r} (no header name, distinct whole numbers) looks like a pandas "
+        "index saved by to_csv; it was dropped, not used as a feature (write the file with to_csv(index=False) "
+        "to silence this)",)
+    return ds.with_(notes=ds.notes + notes, info={"format": "csv", "path": str(path), "label_column": label_column,
+                                                  "test_split": "held out 20%", "feature_columns": features})

@@ -40,6 +40,10 @@ class Dataset:
     (``id_sources == ("x_train", "x_test")``). Ids are unique within a source, travel through
     :func:`~rotelab.data.subsets.stratified_subset` and :func:`~rotelab.data.noise.flip_labels`,
     and never enter :meth:`fingerprint`: the same arrays give the same jobs and study.
+
+    ``notes`` are lines saying how the input was changed on reading where the user could not
+    guess it (channels-last images transposed, a saved pandas index column dropped);
+    :func:`~rotelab.data.features.feature_warnings` reports them with the other warnings.
     """
 
     name: str
@@ -56,8 +60,10 @@ class Dataset:
     test_ids: np.ndarray | None = None
     id_kind: str = "index"
     id_sources: tuple[str, str] = ("x_train", "x_test")
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "notes", tuple(str(line) for line in self.notes))
         if self.id_kind not in ID_KINDS:
             raise InvalidInputError(
                 f"{self.name}: unknown id_kind {self.id_kind!r}: expected one of {', '.join(ID_KINDS)}"
@@ -217,19 +223,27 @@ def make_dataset(
     ``x_train`` of shape (n, *feature_shape); ``y_train`` (n,) integer labels. Without a test
     split, a stratified ``test_fraction`` of the data is held out (seeded) as the test split.
     ``kind`` is inferred from the feature rank when not given: (D,) vector, (C, L) sequence,
-    (H, W) or (C, H, W) image.
+    (H, W) or (C, H, W) image. Images given as uint8 (0..255 pixels: arrays, tensors) are divided
+    by 255 into [0, 1], as the IDX, CIFAR and image-folder loaders read them; other dtypes and
+    kinds keep their values. Images of shape (H, W, C) with C in {1, 3, 4} and H not (channels
+    last, as PIL and matplotlib hold them) are transposed to (C, H, W), with a line in ``notes``.
+    Labels are class indices: without ``classes``, labels whose values leave more than half of
+    the classes 0..max without any example are refused (remap them to 0..K-1).
 
     ``train_ids`` (n,) and ``test_ids`` (n_test,) name each example in the user's source (kind
     ``id_kind``, see :data:`ID_KINDS`), by default its index into ``x_train``/``x_test``; a held-out
     test split keeps the ids of its rows. ``id_sources`` names what they point into: by default
     ``("x", "x_test")``, or ``("x", "x")`` when the test split is held out.
     """
+    pixels = _is_uint8(x_train), _is_uint8(x_test)
     x_train = check_features(f"{name}: x_train", x_train)
+    kind = _infer_kind(name, kind, x_train)
+    x_train = _scale_pixels(x_train, pixels[0], kind)
     if (x_test is None) != (y_test is None):
         raise InvalidInputError(f"{name}: give both x_test and y_test, or neither")
     y_train = check_labels(f"{name}: y_train", y_train, n_samples=len(x_train))
     if x_test is not None:
-        x_test = check_features(f"{name}: x_test", x_test)
+        x_test = _scale_pixels(check_features(f"{name}: x_test", x_test), pixels[1], kind)
         y_test = check_labels(f"{name}: y_test", y_test, n_samples=len(x_test))
     classes = _check_classes(name, classes, y_train, y_test)
     y_train = check_labels(f"{name}: y_train", y_train, n_samples=len(x_train), n_classes=len(classes))
@@ -237,7 +251,7 @@ def make_dataset(
         name, (x_train, y_train, train_ids), (x_test, y_test, test_ids), len(classes), test_fraction, seed
     )
     id_sources = id_sources or (("x", "x") if held_out else ("x", "x_test"))
-    x_train, x_test, kind = _canonical_layout(x_train, x_test, kind, name)
+    x_train, x_test, notes = _canonical_layout(x_train, x_test, kind, name)
     return Dataset(
         name=name,
         x_train=np.ascontiguousarray(x_train),
@@ -251,6 +265,7 @@ def make_dataset(
         test_ids=test_ids,
         id_kind=id_kind,
         id_sources=tuple(id_sources),
+        notes=notes,
     )
 
 
@@ -277,27 +292,63 @@ def _test_split(name: str, train: tuple, test: tuple, n_classes: int, fraction: 
 
 
 def _check_classes(name: str, classes, y_train: np.ndarray, y_test: np.ndarray | None) -> tuple[str, ...]:
-    """Class names as str; "0".."K-1" from the largest label when not given."""
+    """Class names as str; "0".."K-1" from the largest label when not given, refused when most
+    of those classes would be empty (labels that are codes, not indices, e.g. {0, 5, 10})."""
     if classes is None:
         top = max(int(y_train.max()), int(y_test.max()) if y_test is not None else 0)
         classes = tuple(str(i) for i in range(top + 1))
+        seen = len(np.union1d(y_train, y_train if y_test is None else y_test))
+        if 2 * (len(classes) - seen) > len(classes):
+            raise InvalidInputError(
+                f"{name}: labels must be class indices 0..K-1, but {seen} distinct labels go up to {top}, so "
+                f"{len(classes) - seen} of the {len(classes)} classes 0..{top} would have no example; remap them "
+                "to 0..K-1, e.g. y = numpy.unique(y, return_inverse=True)[1] (train and test labels together)"
+            )
     classes = tuple(str(c) for c in classes)
     if len(classes) < 2:
         raise InvalidInputError(f"{name}: need at least 2 classes, got {len(classes)}")
     return classes
 
 
-def _canonical_layout(x_train, x_test, kind, name):
-    """Bring features to (C, H, W) for images, (C, L) for sequences, (D,) for vectors."""
-    rank = x_train.ndim - 1
+def _is_uint8(x) -> bool:
+    """True for a uint8 array or tensor: 0..255 pixel values (read before they become float32)."""
+    return str(getattr(x, "dtype", "")) in ("uint8", "torch.uint8")
+
+
+def _infer_kind(name: str, kind: str | None, x: np.ndarray) -> str:
+    """``kind`` checked against :data:`KINDS`, or inferred from the rank of x (n, *features)."""
+    rank = x.ndim - 1
     if kind is None:
         kind = {1: "vector", 2: "image", 3: "image"}.get(rank)
         if kind is None:
-            raise InvalidInputError(f"{name}: features of rank {rank} are not supported (shape {x_train.shape})")
+            raise InvalidInputError(f"{name}: features of rank {rank} are not supported (shape {x.shape})")
     if kind not in KINDS:
         raise InvalidInputError(f"{name}: unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return kind
+
+
+def _scale_pixels(x: np.ndarray, was_uint8: bool, kind: str) -> np.ndarray:
+    """uint8 images divided by 255 into [0, 1], the one scaling every image source shares: a
+    network left on 0..255 pixels (no standardization for images) stays at chance."""
+    if was_uint8 and kind == "image":
+        x /= np.float32(255.0)  # check_features made x, a float32 copy of the uint8 input
+    return x
+
+
+def _canonical_layout(x_train, x_test, kind: str, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Bring features to (C, H, W) for images, (C, L) for sequences, (D,) for vectors, and say
+    (in the returned note lines) when channels-last images were transposed."""
+    rank = x_train.ndim - 1
+    notes = []
     if kind == "image" and rank == 2:  # (H, W) grayscale -> (1, H, W)
         x_train, x_test = x_train[:, None], x_test[:, None]
+    elif kind == "image" and rank == 3 and _channels_last(x_train.shape[1:]):
+        given = x_train.shape[1:]
+        x_train, x_test = x_train.transpose(0, 3, 1, 2), x_test.transpose(0, 3, 1, 2)
+        notes.append(
+            f"{name}: images of shape {given} read as channels-last (H, W, C) and transposed to "
+            f"(C, H, W) = {x_train.shape[1:]}; give (C, H, W) to skip this"
+        )
     elif kind == "sequence" and rank == 1:  # (L,) -> (1, L)
         x_train, x_test = x_train[:, None], x_test[:, None]
     expected_rank = {"image": 3, "sequence": 2, "vector": 1}[kind]
@@ -305,7 +356,14 @@ def _canonical_layout(x_train, x_test, kind, name):
         raise InvalidInputError(
             f"{name}: kind {kind!r} needs features of rank {expected_rank}, got shape {x_train.shape[1:]}"
         )
-    return x_train, x_test, kind
+    return x_train, x_test, notes
+
+
+def _channels_last(shape: tuple[int, ...]) -> bool:
+    """True when an image shape (a, b, c) can only be (H, W, C): c is a channel count (1, 3 or 4)
+    and a is not; an ambiguous shape such as (3, 8, 3) is left as (C, H, W)."""
+    channels = (1, 3, 4)
+    return shape[2] in channels and shape[0] not in channels
 
 
 def _stratified_holdout(y: np.ndarray, fraction: float, seed: int, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -41,12 +41,15 @@ __all__ = [
 def load_npz(path: str | Path) -> Dataset:
     """Read ``x``, ``y`` and optional ``x_test``, ``y_test``, ``classes``, ``kind`` from an .npz.
 
-    Without ``x_test``/``y_test`` a stratified 20% of the data becomes the test split.
-    Object arrays are refused (``allow_pickle=False``): an .npz cannot run code.
+    Without ``x_test``/``y_test`` a stratified 20% of the data becomes the test split. uint8
+    image arrays are scaled to [0, 1] and (N, H, W, C) ones transposed, as by
+    :func:`~rotelab.data.make_dataset`. Object arrays are refused (``allow_pickle=False``): an
+    .npz cannot run code.
     """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path}: file not found")
+    _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             keys = set(f.files)
@@ -56,7 +59,7 @@ def load_npz(path: str | Path) -> Dataset:
                     f"{path}: missing array(s) {', '.join(sorted(missing))}; an .npz needs 'x' and 'y' "
                     f"(optional 'x_test', 'y_test', 'classes'), found {', '.join(sorted(keys)) or 'none'}"
                 )
-            arrays = {k: f[k] for k in keys & {"x", "y", "x_test", "y_test", "classes", "kind"}}
+            arrays = {k: _npz_array(f, k, path) for k in keys & {"x", "y", "x_test", "y_test", "classes", "kind"}}
     except InvalidInputError:
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
@@ -76,6 +79,33 @@ def load_npz(path: str | Path) -> Dataset:
     given = "x_test" in arrays and "y_test" in arrays
     split = "x_test, y_test" if given else "held out 20%"
     return ds.with_(info={"format": "npz", "path": str(path), "test_split": split})
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a file that is not a zip archive in one line with the fix: numpy would otherwise try
+    it as a pickle and advise allow_pickle=True, which rotelab never does."""
+    if zipfile.is_zipfile(path):
+        return
+    with open(path, "rb") as f:
+        npy = f.read(6) == b"\x93NUMPY"
+    what = "a single .npy array, not named arrays" if npy else "not a zip archive, which is what numpy.savez writes"
+    raise InvalidInputError(
+        f"{path}: not a readable .npz file ({what}); save the arrays with np.savez(path, x=..., y=...)"
+    )
+
+
+def _npz_array(f, key: str, path: Path) -> np.ndarray:
+    """One array of an open .npz; an object array is refused with the fix, not numpy's allow_pickle advice."""
+    try:
+        return f[key]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        dtype = "str" if key in ("classes", "kind") else "np.int64" if key.startswith("y") else "np.float32"
+        raise InvalidInputError(
+            f"{path}: array {key!r} holds Python objects (dtype object), which rotelab never loads; "
+            f"save it as numbers or strings, e.g. np.asarray({key}, dtype={dtype})"
+        ) from None
 
 
 #: format name -> loader; each loader's keyword-only parameters are its options.

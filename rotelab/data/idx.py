@@ -111,7 +111,7 @@ def _read_split(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidInputError(
             f"inconsistent numbers of samples: {images} holds {len(x)} images but {labels} holds {len(y)} labels"
         )
-    return (x.astype(np.float32) / 255.0)[:, None], y.astype(np.int64)
+    return x[:, None], y.astype(np.int64)  # uint8 (n, 1, H, W): make_dataset scales it to [0, 1]
 
 
 def _idx_pairs(path: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], list[Path]]:

@@ -55,6 +55,29 @@ def _read_headers(items: list[tuple[Path, int]]) -> tuple[tuple[int, int], bool]
     return size, gray
 
 
+def image_array(im, mode: str | None = None) -> np.ndarray:
+    """A PIL image as float32 (C, H, W) in [0, 1]: the one reading of a PIL image, shared by image
+    folders and torch Datasets, so the same picture gives the same array either way.
+
+    ``mode`` "L" gives (1, H, W), "RGB" (3, H, W); left out, "L" for grayscale bands ("1", "L",
+    "LA", ...) and "RGB" for the rest (palette and alpha images included). 8-bit values are
+    divided by 255, 16-bit grayscale by 65535 (``convert`` would clip it at 255); 32-bit "I" and
+    "F" images have no known range and are refused (message without the source: callers add it).
+    """
+    mode = mode or ("L" if im.getbands() in _GRAY_BANDS else "RGB")
+    if im.mode in ("I", "F"):
+        raise InvalidInputError(
+            f"32-bit {'float' if im.mode == 'F' else 'integer'} images are not supported "
+            "(no known value range); save it as 8- or 16-bit"
+        )
+    if im.mode.startswith("I;16"):  # 16-bit grayscale: convert() would clip at 255
+        arr = np.asarray(im, dtype=np.float32) * (255.0 / 65535.0)
+        arr = arr if mode == "L" else np.repeat(arr[..., None], 3, axis=2)
+    else:
+        arr = np.asarray(im.convert(mode), dtype=np.float32)
+    return (arr[None] if mode == "L" else arr.transpose(2, 0, 1)) / 255.0
+
+
 def _read_images(items: list[tuple[Path, int]], mode: str, size: tuple[int, int]):
     from PIL import Image
 
@@ -63,22 +86,11 @@ def _read_images(items: list[tuple[Path, int]], mode: str, size: tuple[int, int]
     for i, (f, _) in enumerate(items):
         try:
             with Image.open(f) as im:
-                if im.mode in ("I", "F"):
-                    raise InvalidInputError(
-                        f"{f}: 32-bit {'float' if im.mode == 'F' else 'integer'} images are not supported "
-                        "(no known value range); save it as 8- or 16-bit"
-                    )
-                if im.mode.startswith("I;16"):  # 16-bit grayscale: convert() would clip at 255
-                    arr = np.asarray(im, dtype=np.float32) * (255.0 / 65535.0)
-                    arr = arr if mode == "L" else np.repeat(arr[..., None], 3, axis=2)
-                else:
-                    arr = np.asarray(im.convert(mode), dtype=np.float32)
-        except InvalidInputError:
-            raise
+                x[i] = image_array(im, mode)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{f}: {exc}") from None
         except Exception as exc:  # a truncated file opens (header only) but fails to decode
             raise InvalidInputError(f"{f}: cannot read the image ({exc}); remove or replace the file") from None
-        x[i] = arr[None] if mode == "L" else arr.transpose(2, 0, 1)
-    x /= 255.0
     return x, np.array([label for _, label in items], dtype=np.int64)
 
 

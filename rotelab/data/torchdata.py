@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,15 @@ from rotelab.errors import InvalidInputError
 
 
 def _to_numpy(a: Any) -> np.ndarray:
+    """A tensor, array or PIL image as an array; a PIL image becomes float32 (C, H, W) in [0, 1]
+    (``np.asarray`` would give (H, W, C) 0..255, read as H channels of W x C)."""
     if hasattr(a, "detach"):
         return a.detach().cpu().numpy()
+    pil = sys.modules.get("PIL.Image")  # not imported: a cannot be a PIL image
+    if pil is not None and isinstance(a, pil.Image):
+        from rotelab.data.imagefolder import image_array
+
+        return image_array(a)
     return np.asarray(a)
 
 
@@ -21,7 +29,9 @@ def from_torch_dataset(dataset: Any, *, name: str = "torch-dataset") -> tuple[np
 
     rotelab keeps all examples on the device and trains K models on them at once, so the data
     is read once up front; transforms inside the Dataset are applied once, not per epoch (use
-    rotelab's ``augment`` technique for per-epoch augmentation).
+    rotelab's ``augment`` technique for per-epoch augmentation). PIL images are read as float32
+    (C, H, W) in [0, 1], as in an image folder; uint8 tensors and arrays stay uint8 here and are
+    scaled to [0, 1] by :func:`~rotelab.data.make_dataset`.
     """
     try:
         n = len(dataset)
@@ -34,7 +44,10 @@ def from_torch_dataset(dataset: Any, *, name: str = "torch-dataset") -> tuple[np
         item = dataset[i]
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise InvalidInputError(f"{name}: item {i} must be an (x, y) pair, got {type(item).__name__}")
-        x, y = _to_numpy(item[0]), _to_numpy(item[1])
+        try:
+            x, y = _to_numpy(item[0]), _to_numpy(item[1])
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{name}: item {i}: {exc}") from None
         if xs and x.shape != xs[0].shape:
             raise InvalidInputError(f"{name}: item {i} has shape {x.shape} but item 0 has {xs[0].shape}")
         xs.append(x)

@@ -82,11 +82,14 @@ def test_breast_cancer_raw_features_warn_and_standardized_do_not(tmp_path):
     assert "scales differ" in scales
 
 
-def test_images_and_sequences_are_not_checked():
-    x = np.zeros((20, 1, 4, 4))  # constant pixels everywhere
-    x[:, 0, 1, 1] = np.arange(20) * 1e4
+def test_constant_pixels_and_sequence_steps_are_not_reported():
+    x = np.zeros((20, 1, 4, 4))  # constant pixels everywhere but one
+    x[:, 0, 1, 1] = np.arange(20) / 20
     ds = make_dataset("img", x, np.arange(20) % 2)
     assert ds.kind == "image" and feature_warnings(ds, standardize=False) == []
+    seq = make_dataset("seq", np.zeros((20, 1, 8)) + np.arange(20)[:, None, None] * 1e4, np.arange(20) % 2,
+                       kind="sequence")
+    assert feature_warnings(seq, standardize=False) == []
 
 
 def test_bad_arguments():

@@ -604,7 +604,7 @@ def test_load_dataset_passes_file_options(tmp_path):
 def test_loaders_do_not_read_pickles_through_npz(tmp_path):
     path = tmp_path / "obj.npz"
     np.savez(path, x=np.array([object()] * 4, dtype=object), y=np.arange(4))
-    with pytest.raises(InvalidInputError, match=r"obj\.npz: not a readable \.npz file"):
+    with pytest.raises(InvalidInputError, match=r"obj\.npz: array .x. holds Python objects \(dtype object\), which rotelab never loads"):
         load_file(path)
 
 
