@@ -102,15 +102,78 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: a RotelabError is one line on stderr and exit code 2, never a traceback."""
-    _one_line_warnings()
-    command = typer.main.get_command(build_app())
+def _click_exceptions() -> Any:
+    """The module of click's exceptions as this typer raises them (typer vendors click since 0.2x)."""
     try:
-        command.main(args=argv, prog_name="rotelab", standalone_mode=True)
+        from typer._click import exceptions
+    except ImportError:  # an older typer: click itself
+        from click import exceptions
+    return exceptions
+
+
+_EXPECTED = {int: "a whole number", float: "a number", "integer": "a whole number", "float": "a number"}
+
+
+def _expected(param: Any) -> str | None:
+    """What an option takes, in words ("a whole number"), where it is a number; else None."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)  # typer's own parsing
+    click_type = getattr(getattr(param, "type", None), "name", None)  # click's types (older typer)
+    for t in (annotation, click_type):
+        if isinstance(t, (type, str)) and t in _EXPECTED:
+            return _EXPECTED[t]
+    return None
+
+
+def _given(args: list[str], opts: list[str]) -> str | None:
+    """The value ``args`` gives the option named ``opts`` (its last), or None."""
+    value = None
+    for i, a in enumerate(args):
+        if a in opts and i + 1 < len(args):
+            value = args[i + 1]
+        elif "=" in a and a.split("=", 1)[0] in opts:
+            value = a.split("=", 1)[1]
+    return value
+
+
+def usage_line(exc: Any, args: list[str]) -> str:
+    """A usage error as one line, without click's usage block: an option given a value of the
+    wrong type names the option, the type it takes and the value; any other, the help to read."""
+    errors = _click_exceptions()
+    param = getattr(exc, "param", None)
+    expected = _expected(param)
+    if expected and isinstance(exc, errors.BadParameter) and not isinstance(exc, errors.MissingParameter):
+        given = _given(args, list(param.opts))
+        return f"{max(param.opts, key=len)} expects {expected}" + (f", got {given!r}" if given is not None else "")
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else " ".join(["rotelab"] + [a for a in args[:1] if a in COMMANDS])
+    return f"{exc.format_message().rstrip('.')} (see '{path} --help')"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a RotelabError or a usage error (an unknown option, a value of the wrong type)
+    is one line on stderr and exit code 2, never a traceback or click's usage block."""
+    _one_line_warnings()
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = typer.main.get_command(build_app())
+    errors = _click_exceptions()
+    try:
+        code = command.main(args=args, prog_name="rotelab", standalone_mode=False)
     except RotelabError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except errors.UsageError as exc:
+        if isinstance(exc, getattr(errors, "NoArgsIsHelpError", ())):  # `rotelab` alone: the help
+            exc.show()
+        else:
+            print(f"Error: {usage_line(exc, args)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except errors.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # `python -m rotelab.cli`

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rotelab.commands.compare import pp, pvalue
-from rotelab.commands.options import out, pct, study_command
+from rotelab.commands.compare import pvalue
+from rotelab.commands.options import out, pct, pp, study_command
 from rotelab.commands.tables import Column, print_table
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rotelab.commands.options import out, pct, study_command
+from rotelab.commands.options import num, out, pct, pp, study_command
 from rotelab.commands.tables import Column, print_table
-
-def pp(v: float) -> str:
-    """A signed change in percentage points: 0.031 -> '+3.1'."""
-    return "–" if math.isnan(v) else f"{100 * v:+.1f}"
+from rotelab.studies.compare_verdict import verdict
 
 
 def pvalue(p: float) -> str:
@@ -32,7 +29,7 @@ def render(r: Any) -> None:
     cols = [Column("technique", key=True), Column(("clean " if noisy else "") + "val acc\n±95% CI", key=True)]
     cols += [Column("noisy labels\nmemorized", key=True)] if noisy else []
     cols += [Column("Δ val acc\n(points)", key=True), Column("p", key=True)] if deltas else []
-    cols += [Column("train\nacc"), Column("gap\nacc"), Column("gap\nloss"), Column("test\nacc"),
+    cols += [Column("train\nacc"), Column("gap acc\n(points)"), Column("gap\nloss"), Column("test\nacc"),
              Column("model-\nepochs")]
     best = r.recommended
     rows, styles = [], []
@@ -44,7 +41,7 @@ def render(r: Any) -> None:
         if deltas:
             base = row["technique"] == r.baseline
             cells += ["" if base else pp(row["delta_val_acc"]), "" if base else pvalue(row["p_value"])]
-        cells += [pct(row["train_acc"]), pct(row["acc_gap"]), f"{row['loss_gap']:.3f}", pct(row["test_acc"]),
+        cells += [pct(row["train_acc"]), pp(row["acc_gap"]), num(row["loss_gap"]), pct(row["test_acc"]),
                   str(row["model_epochs"])]
         rows.append(cells)
         styles.append("bold green" if row["technique"] == best else None)
@@ -55,15 +52,14 @@ def render(r: Any) -> None:
 
 
 def notes(r: Any, noisy: bool, deltas: bool, best: str | None) -> list[str]:
-    lines = ["gap acc = train − validation accuracy; gap loss = validation − train loss"]
+    lines = ["gap acc = train − validation accuracy in percentage points; gap loss = validation − train loss"]
     if noisy:
         lines.append("validation scored on clean labels; train accuracy on the labels trained on (flipped included)")
     if deltas:
         lines.append(f"Δ, p: against {r.baseline}, fold by fold; Nadeau–Bengio corrected paired t-test "
-                     f"(n_test/n_train = {r.test_train_ratio:.3g})")
-        if best is None:
-            lines.append(f"no technique beats {r.baseline} significantly (p < 0.05): no significant difference; "
-                         f"the highest mean is {r.best}")
+                     f"(n_test/n_train = {r.test_train_ratio:.3g}); p of each cell alone, ★ after Holm's "
+                     "adjustment for testing every cell")
+        lines.append(verdict(r.table.to_dict(orient="records"), r.baseline, best, r.best))
     return lines
 
 

@@ -6,22 +6,25 @@ from typing import Any
 
 from rich.markup import escape
 
-from rotelab.commands.options import out, pct, study_command
+from rotelab.commands.options import num, out, pct, pp, study_command
 from rotelab.commands.tables import Column, print_table
 
 
 def render(r: Any) -> None:
     d = r.dataset
     cols = [Column("epoch", key=True), Column("train\nacc", key=True), Column("val\nacc", key=True),
-            Column("test\nacc", key=True), Column("gap\n(acc)", key=True), Column("train\nloss"),
+            Column("test\nacc", key=True), Column("gap acc\n(points)", key=True), Column("train\nloss"),
             Column("val\nloss")]
     rows = []
     for row in r.summary_rows():
         mark = " ◀ onset" if row["epoch"] == r.onset_epoch else ""
         rows.append([f"{row['epoch']}{mark}", pct(row["train_acc"]), pct(row["val_acc"]), pct(row["test_acc"]),
-                     pct(row["train_acc"] - row["val_acc"]), f"{row['train_loss']:.3f}", f"{row['val_loss']:.3f}"])
+                     pp(row["train_acc"] - row["val_acc"]), num(row["train_loss"]), num(row["val_loss"])])
     print_table(out, f"diagnose {d['name']} ({d['n_train']} train / {d['n_test']} test) · {r.model} · "
                      f"mean of {r.seeds} seed(s)", cols, rows)
+    if d.get("n_noisy"):
+        out.print(f"[dim]{d['n_noisy']} training labels flipped: validation and test accuracy and loss are scored on "
+                  "the clean labels, train accuracy on the labels trained on (flipped included)[/dim]")
     for line in sign_lines(r):
         out.print(line)
     color = {"memorizing": "red", "healthy": "green", "underfitting": "yellow"}[r.verdict]

@@ -24,7 +24,8 @@ def render(r: Any) -> None:
         out.print(f"score mean {s['mean_score']:.3f} · median {q['median']:.3f} · p90 {q['p90']:.3f} · "
                   f"p99 {q['p99']:.3f} · above 0.5: {pct(s['share_above_0_5'])}; accuracy on own subset "
                   f"{pct(acc['train'])}, on held-out pool {pct(acc['held_out'])}, on test {pct(acc['test'])}")
-        _top(s, d, f"most memorized · {cell}")
+        csv = r.files.get(cell, {}).get("scores_csv", "the scores file")
+        _top(s, d, f"most memorized · {cell}", csv)
         out.print(f"stability: scores from two disjoint halves of the models correlate at r = "
                   f"[bold]{num(s['split_half_correlation'])}[/bold] (mean standard error {s['mean_stderr']:.3f})")
         if s["flipped_auc_score"] is not None:
@@ -32,7 +33,7 @@ def render(r: Any) -> None:
                       f"{num(s['flipped_auc_score'])}, of the LiRA vulnerability {num(s['flipped_auc_vulnerability'])}")
         _attacks(s, f"membership inference · {cell}")
         if "label_issues" in s:
-            _issues(s["label_issues"], d, f"label issues · {cell}")
+            _issues(s["label_issues"], d, f"label issues · {cell}", csv)
     if r.ledger:
         _ledger(r)
     out.print(f"[dim]study: {r.study_dir} ({r.jobs_trained} job(s) trained, {r.jobs_reused} reused)[/dim]")
@@ -54,14 +55,21 @@ def _label(classes: list[str], i: int) -> str:
     return classes[i] if 0 <= i < len(classes) else "–"
 
 
-def _top(s: dict, dataset: dict, title: str) -> None:
+def _shown(n_shown: int, n_all: int, what: str, csv: str) -> str | None:
+    """The note under a table cut to its first rows: how many of how many, and where all are."""
+    return f"top {n_shown} of {n_all} {what} shown; all in {csv}" if n_shown < n_all else None
+
+
+def _top(s: dict, dataset: dict, title: str, csv: str) -> None:
     classes = dataset["classes"]
     cols = [Column("id", key=True), Column("given\nlabel", key=True), Column("predicted\n(held out)", key=True),
             Column("score", key=True), Column("±\nstderr"), Column("flipped")]
     rows = [[str(row["id"]), _label(classes, row["given_label"]), _label(classes, row["predicted_label"]),
              f"{row['score']:.3f}", f"{row['stderr']:.3f}", "yes" if row["flipped"] else ""]
             for row in s["top_memorized"]]
-    print_table(out, title, cols, rows, caption=f"id: {dataset.get('ids', 'position in the training pool')}")
+    caption = f"id: {dataset.get('ids', 'position in the training pool')}"
+    more = _shown(len(rows), s["n_train"], "examples by score", csv)
+    print_table(out, title, cols, rows, caption=caption + (f"; {more}" if more else ""))
 
 
 def _attacks(s: dict, title: str) -> None:
@@ -77,7 +85,7 @@ def _attacks(s: dict, title: str) -> None:
                 caption=f"each model the target, {refs}; LiRA with {variance}")
 
 
-def _issues(li: dict, dataset: dict, title: str) -> None:
+def _issues(li: dict, dataset: dict, title: str, csv: str) -> None:
     """How many labels look wrong, how well that finds the flipped ones, and the surest."""
     classes = dataset["classes"]
     line = (f"{li['flagged']} label(s) flagged as likely wrong; estimated noise rate "
@@ -90,7 +98,9 @@ def _issues(li: dict, dataset: dict, title: str) -> None:
         rows = [[str(row["id"]), _label(classes, row["given_label"]), _label(classes, row["suggested_label"]),
                  pct(row["suggestion_confidence"]), "yes" if row["flipped"] else ""] for row in li["top"]]
         print_table(out, title, [Column("id", key=True), Column("given", key=True), Column("suggested", key=True),
-                                 Column("confidence", key=True), Column("flipped")], rows)
+                                 Column("confidence", key=True), Column("flipped")], rows,
+                    caption=_shown(len(rows), li["flagged"], "flagged labels (surest first)",
+                                   f"{csv} (column label_issue)"))
 
 
 def _ledger(r: Any) -> None:

@@ -19,13 +19,27 @@ err = Console(stderr=True)
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
+def _rounded(v: float, digits: int) -> float:
+    """``v`` rounded to ``digits`` places, a result of zero unsigned: -3.7e-17 shows as 0.0, not -0.0."""
+    return round(v, digits) + 0.0  # -0.0 + 0.0 is 0.0
+
+
 def pct(v: float | None) -> str:
     """0.953 -> '95.3%' (every accuracy and rate is shown in percent)."""
-    return "–" if v is None or v != v else f"{100 * v:.1f}%"
+    return "–" if v is None or v != v else f"{_rounded(100 * v, 1):.1f}%"
 
 
 def num(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None or v != v else f"{v:.{digits}f}"
+    return "–" if v is None or v != v else f"{_rounded(v, digits):.{digits}f}"
+
+
+def pp(v: float | None) -> str:
+    """A signed difference of two fractions in percentage points: 0.031 -> '+3.1', -0.2 -> '-20.0';
+    one that rounds to zero is '0.0', without a sign."""
+    if v is None or v != v:
+        return "–"
+    r = _rounded(100 * v, 1)
+    return f"{r:+.1f}" if r else "0.0"
 
 
 def _param(kind: str, f: Any) -> inspect.Parameter:
@@ -85,4 +99,4 @@ def study_command(kind: str, render: Callable[[Any], None], doc: str) -> Callabl
     return command
 
 
-__all__ = ["err", "num", "out", "output_params", "pct", "study_command"]
+__all__ = ["err", "num", "out", "output_params", "pct", "pp", "study_command"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rotelab.commands.options import out, pct, study_command
+from rotelab.commands.options import num, out, pct, pp, study_command
 from rotelab.commands.tables import Column, print_table
 
 
@@ -18,8 +18,8 @@ def render(r: Any) -> None:
     if r.widths is not None:
         _table(r.widths, "width", "width",
                f"gap vs width · {d['name']} · {r.model} on {r.default_size} examples · {r.folds}-fold{noise}")
-    out.print("[dim]gap acc = train − validation accuracy; gap loss = validation − train loss; "
-              "validation on clean labels[/dim]")
+    out.print("[dim]gap acc = train − validation accuracy in percentage points; gap loss = validation − train "
+              "loss; validation on clean labels[/dim]")
     for name, path in r.figures.items():
         out.print(f"[dim]figure ({name}): {path}[/dim]")
     out.print(f"[dim]study: {r.study_dir}[/dim]")
@@ -27,17 +27,17 @@ def render(r: Any) -> None:
 
 def _table(t: Any, key: str, header: str, title: str) -> None:
     noisy = "noisy_memorized" in t.columns
-    cols = [Column(header, key=True), Column("gap acc\n±95% CI", key=True), Column("val\nacc", key=True)]
+    cols = [Column(header, key=True), Column("gap acc (points)\n±95% CI", key=True), Column("val\nacc", key=True)]
     cols += [Column("noisy labels\nmemorized", key=True)] if noisy else []
     cols += [Column("params"), Column("train\nacc"), Column("gap\nloss"), Column("test\nacc"),
              Column("model-\nepochs")]
     rows = []
     for row in t.to_dict(orient="records"):
         half = (row["acc_gap_ci_high"] - row["acc_gap_ci_low"]) / 2
-        cells = [str(row[key]), pct(row["acc_gap"]) + ("" if math.isnan(half) else f" ±{100 * half:.1f}"),
+        cells = [str(row[key]), pp(row["acc_gap"]) + ("" if math.isnan(half) else f" ±{100 * half:.1f}"),
                  pct(row["val_acc"])]
         cells += [pct(row["noisy_memorized"])] if noisy else []
-        cells += [f"{row['params']:,}", pct(row["train_acc"]), f"{row['loss_gap']:.3f}", pct(row["test_acc"]),
+        cells += [f"{row['params']:,}", pct(row["train_acc"]), num(row["loss_gap"]), pct(row["test_acc"]),
                   str(row["model_epochs"])]
         rows.append(cells)
     print_table(out, title, cols, rows)
