@@ -48,9 +48,17 @@ class Examples:
     def of(cls, ds: Dataset) -> "Examples":
         test = np.zeros(ds.n_train + ds.n_test, dtype=bool)
         test[ds.n_train:] = True
-        return cls(np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.y_train, ds.y_test]),
-                   np.concatenate([ds.clean_labels, ds.y_test]), test, ds.n_train, ds.n_classes, ds.kind,
-                   ds.fingerprint(), tuple(ds.classes))
+        y, clean = np.concatenate([ds.y_train, ds.y_test]), np.concatenate([ds.clean_labels, ds.y_test])
+        fingerprint = ds.fingerprint()
+        if not np.array_equal(y, clean):  # the curves are scored on the clean labels: they are data too
+            fingerprint += "-" + hashlib.sha256(np.ascontiguousarray(clean, dtype=np.int64).tobytes()).hexdigest()[:8]
+        return cls(np.concatenate([ds.x_train, ds.x_test]), y, clean, test, ds.n_train, ds.n_classes, ds.kind,
+                   fingerprint, tuple(ds.classes))
+
+    @property
+    def noisy(self) -> bool:
+        """True when label noise flipped some training labels (``y`` differs from ``clean``)."""
+        return bool(self.flipped.any())
 
     def class_name(self, label: int) -> str:
         """How messages name a class: ``class 3``, or ``class 'cat' (label 3)`` when it has a name."""

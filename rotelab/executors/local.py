@@ -53,7 +53,8 @@ def train_fitting(job: Job, examples: Examples, *, device: str, threads: int | N
         return train_job(job.model.factory, examples.x, examples.y, members=job.members,
                          test_mask=examples.test_mask, recipe=job.recipe, n_classes=examples.n_classes,
                          kind=examples.kind, device=device, threads=threads, job_seed=job.job_seed,
-                         on_epoch=on_epoch, on_fallback=on_fallback, outputs=job.outputs)
+                         on_epoch=on_epoch, on_fallback=on_fallback, outputs=job.outputs,
+                         y_score=examples.clean if examples.noisy else None)
     except (JobTooLarge, torch.OutOfMemoryError) as exc:
         k = job.members.k
         fit = exc.fit if isinstance(exc, JobTooLarge) else k // 2

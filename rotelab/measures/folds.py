@@ -88,7 +88,7 @@ def _t_quantile(confidence: float, dof: int) -> float:
 
 
 # ── summaries ──────────────────────────────────────────────────────────────────────────
-def fold_summary(values: Any, *, confidence: float = 0.95) -> FoldSummary:
+def fold_summary(values: Any, *, confidence: float = 0.95, test_train_ratio: float | None = None) -> FoldSummary:
     """Mean, std (ddof=1) and Student-t interval of per-fold values.
 
     Parameters
@@ -96,7 +96,11 @@ def fold_summary(values: Any, *, confidence: float = 0.95) -> FoldSummary:
     values : array-like of shape (n_folds,)
         One value per fold (any direction: a score or a loss), NaN-free.
     confidence : float in (0, 1)
-        Coverage of the interval ``mean ± t_{n-1} · std / sqrt(n)``.
+        Coverage of the interval ``mean ± t_{n-1} · std · sqrt(f)`` with ``f = 1/n``, or, when
+        ``test_train_ratio`` (``n_test / n_train`` of a fold) is given, ``f = 1/n + n_test/n_train``:
+        Nadeau & Bengio's (2003) correction for folds whose training sets overlap, without which
+        the interval of a (repeated) k-fold mean is too narrow (the same correction as
+        :func:`paired_difference`'s).
 
     Returns
     -------
@@ -109,12 +113,14 @@ def fold_summary(values: Any, *, confidence: float = 0.95) -> FoldSummary:
     """
     x = _check_fold_values("values", values)
     confidence = _check_confidence(confidence)
+    if test_train_ratio is not None:
+        test_train_ratio = check_float("test_train_ratio", test_train_ratio, low=0.0, low_open=True)
     n = x.size
     mean = float(x.mean())
     if n == 1:
         return FoldSummary(mean=mean, std=math.nan, n=1, ci_low=math.nan, ci_high=math.nan)
     std = float(x.std(ddof=1))
-    half = _t_quantile(confidence, n - 1) * std / math.sqrt(n)
+    half = _t_quantile(confidence, n - 1) * std * math.sqrt(1.0 / n + (test_train_ratio or 0.0))
     return FoldSummary(mean=mean, std=std, n=n, ci_low=mean - half, ci_high=mean + half)
 
 
@@ -186,6 +192,35 @@ def paired_difference(
     return PairedDifference(
         mean_diff=mean, ci_low=mean - half, ci_high=mean + half, t=t, p_value=p, n=n, method=method
     )
+
+
+def holm_adjusted(p_values: Any) -> np.ndarray:
+    """Holm's step-down adjustment of ``m`` p-values tested together (Holm 1979), as Demšar
+    (2006) advises for several classifiers each compared with one control: the i-th smallest
+    becomes ``max_{j<=i} min(1, (m − j + 1) · p_(j))``. A p-value below α after adjustment
+    keeps the family-wise error rate at α. NaN entries (no test) stay NaN and do not count in ``m``.
+
+    Parameters
+    ----------
+    p_values : array-like of float of shape (m,)
+
+    Returns
+    -------
+    ndarray of float of shape (m,), in the input's order.
+
+    >>> holm_adjusted([0.01, 0.04, 0.03, float("nan")]).round(2).tolist()
+    [0.03, 0.06, 0.06, nan]
+    """
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    out = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = order.size
+    running = 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (m - j) * p[i]))
+        out[i] = running
+    return out
 
 
 # ── folds ──────────────────────────────────────────────────────────────────────────────

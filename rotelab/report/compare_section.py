@@ -8,13 +8,18 @@ import numpy as np
 
 from rotelab.report import figures
 from rotelab.report.blocks import Pct, Points, figure, pct, pcts, table
+from rotelab.studies.compare_verdict import verdict
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     rows = result["table"]
     noisy = "noisy_memorized" in rows[0]
     labels = [r["technique"] for r in rows]
-    recommended = result.get("recommended", result.get("best"))
+    recommended = result.get("recommended") if result.get("baseline") else result.get("best")
     best = next((i for i, r in enumerate(rows) if r["technique"] == recommended), None)
     extra = {"noisy labels memorized": [r["noisy_memorized"] for r in rows]} if noisy else None
     k = result["folds"] * result.get("repeats", 1)
@@ -26,10 +31,8 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
             + ("the clean labels; the noise was injected into the training folds only." if noisy else "the held-out fold.")
             + (f" Δ and p are against {result['baseline']} ({'Nadeau–Bengio corrected resampled t-test' if result.get('test') == 'corrected_t' else 'paired t-test'})."
                if result.get("baseline") else "")
-            + (f" Best: {recommended}, significantly better than {result['baseline']} (p < 0.05)." if
-               result.get("baseline") and recommended else
-               f" No significant difference: no technique beats {result['baseline']} at p < 0.05 (the highest mean "
-               f"is {result.get('best')})." if result.get("baseline") else ""))},
+            + (f" {_capital(verdict(rows, result['baseline'], recommended, result.get('best')))}."
+               if result.get("baseline") else ""))},
         figure(figures.interval_bars(labels, [r["val_acc"] for r in rows], [r["val_acc_ci_low"] for r in rows],
                                      [r["val_acc_ci_high"] for r in rows], xlabel="validation accuracy (95% CI)",
                                      highlight=best, extra=extra),
@@ -41,7 +44,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     if noisy:
         cols.append("noisy labels memorized")
     if result.get("baseline"):
-        cols += ["Δ val acc", "p"]
+        cols += ["Δ val acc", "p", "p (Holm)"]
     cols.append("model-epochs")
     body = []
     for r in rows:
@@ -53,7 +56,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
         if result.get("baseline"):
             d = r.get("delta_val_acc")
             row += [Points(d if d is not None and np.isfinite(d) else float("nan")),
-                    r.get("p_value") if r.get("p_value") is not None else float("nan")]
+                    *(float("nan") if r.get(k) is None else r[k] for k in ("p_value", "p_holm"))]
         row.append(int(r["model_epochs"]))
         body.append(row)
     out.append(table(cols, body, best=best))

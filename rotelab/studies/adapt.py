@@ -39,8 +39,7 @@ from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_mem
 from rotelab.options import ADAPT_SCHEMES, ADAPT_TECHNIQUES, DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Examples, Folds, InnerSplit, Job, inner_split, make_folds
 from rotelab.progress import Progress
-from rotelab.studies.compare import paired_ratio
-from rotelab.studies.cv import mean_ci
+from rotelab.studies.cv import mean_ci, paired_ratio
 from rotelab.studies.prepare import (
     short_repr,
     ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
@@ -333,7 +332,7 @@ def _summarize(s: Settings, jobs: dict[str, Job], results: dict, chosen: dict, f
         m = _fold_values(results[key], members, f, inner, ex, noisy)
         compute = _compute(results, key)
         sched = _schedule(s, jobs[key], results[key], members)
-        mean, lo, hi = mean_ci(m["val_acc"])
+        mean, lo, hi = mean_ci(m["val_acc"], paired_ratio(s.folds))
         rows.append({"row": label, "scheme": scheme, "compute": compute / grid_compute, "model_epochs": int(compute),
                      "val_acc": mean, "val_acc_ci_low": lo, "val_acc_ci_high": hi,
                      **{k: mean_ci(v)[0] for k, v in m.items() if k != "val_acc"},

@@ -19,22 +19,21 @@ import numpy as np
 import pandas as pd
 
 from rotelab.executors import make_executor, run_jobs
-from rotelab.measures.folds import HOLDOUT_FRACTION, paired_difference
+from rotelab.measures.folds import holm_adjusted, paired_difference
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Examples, Folds, Job, make_folds
 from rotelab.progress import Progress
-from rotelab.studies.cv import fold_metrics, mean_ci
+from rotelab.studies.cv import fold_metrics, mean_ci, paired_ratio
 from rotelab.studies.prepare import (
     short_repr,
     ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
 )
+from rotelab.studies.compare_verdict import SIGNIFICANCE
 from rotelab.techniques import check_cell_for_data, defaults_table, parse_cells
 from rotelab.validation import check_int
 
 
 # ══ compare ═══════════════════════════════════════════════════════════════════════════════
-#: "best" is said only when the best cell beats the baseline at this level
-SIGNIFICANCE = 0.05
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,16 +41,18 @@ class CompareResult:
     """The comparison table (one row a technique cell) and the per-fold values behind it.
 
     ``table`` columns: ``technique``; ``val_acc`` (mean over folds, on clean labels) with
-    ``val_acc_ci_low``/``val_acc_ci_high`` (95% Student-t across folds); ``train_acc`` (on
+    ``val_acc_ci_low``/``val_acc_ci_high`` (95% Student-t across folds, Nadeau–Bengio corrected); ``train_acc`` (on
     the labels trained on); ``acc_gap`` = train − validation accuracy; ``loss_gap`` =
     validation − train loss; ``test_acc``; ``train_loss``, ``val_loss``; with label noise
     ``noisy_memorized`` (fraction of flipped training labels reproduced; lower = less
     memorized) with its CI; against ``baseline`` (only when it is a cell):
-    ``delta_val_acc`` with CI and ``p_value`` (paired test across folds), and
+    ``delta_val_acc`` with CI and ``p_value`` (paired test across folds), ``p_holm`` (the
+    same p adjusted by Holm's method for testing every cell against the baseline), and
     ``delta_noisy_memorized``; ``model_epochs`` (epochs trained, summed over members);
-    ``best`` (highest mean validation accuracy). ``recommended`` is that cell only when it
-    beats ``baseline`` at p < ``SIGNIFICANCE`` (or there is no baseline to test against);
-    otherwise None: no technique made a significant difference.
+    ``best`` (highest mean validation accuracy; a tie goes to the smaller p). ``recommended``
+    is the cell of the highest mean among those that beat ``baseline`` at p_holm <
+    ``SIGNIFICANCE`` (the best cell when there is no baseline to test against); otherwise
+    None: no technique made a significant difference.
     """
 
     study_dir: str
@@ -65,7 +66,7 @@ class CompareResult:
     epochs: int
     baseline: str | None
     best: str
-    recommended: str | None  # the best cell when significantly better than baseline, else None
+    recommended: str | None  # the best cell of those significantly better than baseline (Holm), else None
     test: str  # the paired test: "corrected_t" (Nadeau & Bengio), for k-fold and repeated 80/20 splits alike
     test_train_ratio: float  # n_test / n_train of one split: 1 / (folds − 1), or 0.25 for folds == 1
     techniques: list[dict]  # label and the recipe settings of each cell
@@ -136,11 +137,6 @@ def compare(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
     return result
 
 
-def paired_ratio(folds: int) -> float:
-    """n_test / n_train of one split, for the Nadeau & Bengio correction."""
-    return 1.0 / (folds - 1) if folds > 1 else HOLDOUT_FRACTION / (1.0 - HOLDOUT_FRACTION)
-
-
 def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, store_dir: str, ds,
                model: str, folds: int, repeats: int, label_noise: float, epochs: int) -> CompareResult:
     labels = [c.label for c in cells]
@@ -150,20 +146,23 @@ def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, 
     rows = []
     for label, m, out in zip(labels, metrics, results):
         row: dict[str, Any] = {"technique": label}
-        mean, lo, hi = mean_ci(m["val_acc"])
+        mean, lo, hi = mean_ci(m["val_acc"], ratio)
         row.update(val_acc=mean, val_acc_ci_low=lo, val_acc_ci_high=hi)
         for name in ("train_acc", "acc_gap", "loss_gap", "test_acc", "train_loss", "val_loss"):
             row[name] = mean_ci(m[name])[0]
         if noisy:
-            mean, lo, hi = mean_ci(m["noisy_memorized"])
+            mean, lo, hi = mean_ci(m["noisy_memorized"], ratio)
             row.update(noisy_memorized=mean, noisy_memorized_ci_low=lo, noisy_memorized_ci_high=hi)
         if base_i is not None:
             row.update(_against(metrics[base_i], m, ratio, noisy))
         row["model_epochs"] = int(np.asarray(out["epochs_run"]).sum())
         rows.append(row)
     table = pd.DataFrame(rows)
-    val = table["val_acc"].to_numpy(dtype=float)
-    best_i = int(np.nanargmax(val)) if np.isfinite(val).any() else 0
+    if base_i is not None:  # every cell against the one baseline: one family of tests
+        tested = np.arange(len(table)) != base_i
+        table["p_holm"] = np.where(tested, 0.0, np.nan)
+        table.loc[tested, "p_holm"] = holm_adjusted(table.loc[tested, "p_value"].to_numpy(dtype=float))
+    best_i = _best(table)
     table["best"] = np.arange(len(table)) == best_i
     used = {n for c in cells for n, _ in c.parts}
     return CompareResult(
@@ -188,15 +187,25 @@ def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, 
     )
 
 
+def _best(table: pd.DataFrame, among: np.ndarray | None = None) -> int:
+    """The row (of ``among``, a bool mask; default all) of the highest mean validation accuracy;
+    a tie goes to the smaller p-value, then to the earlier cell, so the order of ``techniques``
+    decides nothing that the data decides."""
+    val = table["val_acc"].to_numpy(dtype=float)
+    p = table["p_value"].to_numpy(dtype=float) if "p_value" in table else np.full(len(table), np.nan)
+    rows = np.flatnonzero(np.ones(len(table), bool) if among is None else among)
+    keys = [(-val[i] if val[i] == val[i] else math.inf, p[i] if p[i] == p[i] else math.inf, i) for i in rows]
+    return min(keys)[2] if keys else 0
+
+
 def _recommended(table: pd.DataFrame, best_i: int, base_i: int | None) -> str | None:
-    """The best cell, if it beats the baseline significantly (p < SIGNIFICANCE, better mean)."""
-    row = table.iloc[best_i]
+    """With a baseline: the cell of the highest mean among those that beat it significantly
+    after Holm's adjustment for testing every cell (``p_holm`` < SIGNIFICANCE, better mean), or
+    None. Without one: the best cell."""
     if base_i is None:
-        return row["technique"]
-    if best_i == base_i:
-        return None
-    p, delta = row.get("p_value", math.nan), row.get("delta_val_acc", math.nan)
-    return row["technique"] if p == p and p < SIGNIFICANCE and delta > 0 else None
+        return table.iloc[best_i]["technique"]
+    ok = ((table["p_holm"] < SIGNIFICANCE) & (table["delta_val_acc"] > 0)).to_numpy()
+    return table.iloc[_best(table, ok)]["technique"] if ok.any() else None
 
 
 def _against(base: dict[str, np.ndarray], m: dict[str, np.ndarray], ratio: float, noisy: bool) -> dict:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from rotelab.measures.folds import fold_summary
+from rotelab.measures.folds import HOLDOUT_FRACTION, fold_summary
 from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_memorized
 from rotelab.plan import Examples, Folds
 
@@ -33,10 +33,17 @@ def fold_metrics(out: dict[str, np.ndarray], f: Folds, ex: Examples, noisy: bool
     return m
 
 
-def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
-    """(mean, ci_low, ci_high), 95% Student-t across folds; NaN when a fold has no value."""
+def paired_ratio(folds: int) -> float:
+    """n_test / n_train of one split, for the Nadeau & Bengio correction (``folds == 1``: the
+    80/20 split)."""
+    return 1.0 / (folds - 1) if folds > 1 else HOLDOUT_FRACTION / (1.0 - HOLDOUT_FRACTION)
+
+
+def mean_ci(values: np.ndarray, test_train_ratio: float | None = None) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high), 95% Student-t across folds, Nadeau–Bengio corrected when
+    ``test_train_ratio`` is given (k-fold: 1 / (k − 1)); NaN when a fold has no value."""
     v = np.asarray(values, dtype=float)
     if not np.isfinite(v).all():
         return math.nan, math.nan, math.nan
-    s = fold_summary(v)
+    s = fold_summary(v, test_train_ratio=test_train_ratio)
     return s.mean, s.ci_low, s.ci_high

@@ -26,7 +26,7 @@ from rotelab.models import check_model_spec
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Folds, Job, make_folds, subset_index
 from rotelab.progress import Progress
-from rotelab.studies.cv import fold_metrics, mean_ci
+from rotelab.studies.cv import fold_metrics, mean_ci, paired_ratio
 from rotelab.studies.prepare import (
     short_repr,
     ModelArg, Prepared, make_progress, open_study, prepare, result_json, study_function, write_table,
@@ -45,7 +45,7 @@ class SweepResult:
     which ``(folds − 1)/folds`` train each fold) at width ``width``; ``widths``: one row per
     width at size ``train_size``. Columns: ``acc_gap`` = train − validation accuracy and
     ``loss_gap`` = validation − train loss (higher = more memorized), ``val_acc`` (on clean
-    labels), each with ``*_ci_low``/``*_ci_high`` (95% Student-t across folds);
+    labels), each with ``*_ci_low``/``*_ci_high`` (95% Student-t across folds, Nadeau–Bengio corrected);
     ``train_acc``, ``test_acc``, ``train_loss``, ``val_loss``; with label noise
     ``noisy_memorized`` (+ CI) and ``n_noisy``; ``params`` (trainable parameters of one
     model); ``model_epochs``.
@@ -153,7 +153,7 @@ def sweep(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
     with open_study(p, config, own) as store:
         results = run_jobs(jobs, p.examples, store=store, progress=make_progress(progress, "sweep"),
                            device=opts.device, threads=opts.threads, executor=make_executor(opts))
-        tables = _tables(p, points, results, fold_of, default_size)
+        tables = _tables(p, points, results, fold_of, default_size, folds=folds)
         figures = _figures(p, store.path, tables, folds=folds, default_size=default_size)
         for name, t in tables.items():
             if t is not None:
@@ -180,8 +180,9 @@ def _plan(p: Prepared, sizes: list[int], widths: list[int], default_size: int, *
     return points, fold_of
 
 
-def _tables(p: Prepared, points, results, fold_of: dict[int, Folds], default_size: int) -> dict:
-    """One row per point: gaps, accuracies, noisy labels memorized, with 95% CIs."""
+def _tables(p: Prepared, points, results, fold_of: dict[int, Folds], default_size: int, *, folds: int) -> dict:
+    """One row per point: gaps, accuracies, noisy labels memorized, with 95% CIs (Nadeau–Bengio
+    corrected: the folds' training sets overlap)."""
     ex, has_noise = p.examples, bool(p.ds.noisy_mask.any())
     rows: dict[str, list[dict]] = {"size": [], "width": []}
     for (axis, value, recipe), out in zip(points, results):
@@ -191,12 +192,12 @@ def _tables(p: Prepared, points, results, fold_of: dict[int, Folds], default_siz
         row: dict[str, Any] = {"train_size": n, "width": recipe.model.width,
                                "params": _params(p.model.ref(recipe, p.ds).factory)}
         for name in CURVE_METRICS:
-            mean, lo, hi = mean_ci(m[name])
+            mean, lo, hi = mean_ci(m[name], paired_ratio(folds))
             row[name] = mean
             if name in ("acc_gap", "loss_gap", "val_acc"):
                 row.update({f"{name}_ci_low": lo, f"{name}_ci_high": hi})
         if has_noise:
-            mean, lo, hi = mean_ci(m["noisy_memorized"])
+            mean, lo, hi = mean_ci(m["noisy_memorized"], paired_ratio(folds))
             row.update(noisy_memorized=mean, noisy_memorized_ci_low=lo, noisy_memorized_ci_high=hi,
                        n_noisy=int((f.train | f.val)[0, : ex.n_pool][p.ds.noisy_mask].sum()))
         row["model_epochs"] = int(np.asarray(out["epochs_run"]).sum())

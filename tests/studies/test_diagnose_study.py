@@ -134,3 +134,13 @@ def test_a_test_split_from_another_distribution_is_named_not_counted(tmp_path):
     assert r.final["val_acc"] - r.final["test_acc"] > 0.05
     assert r.test_shift and "test set differs from the training distribution" in r.note
     assert r.signs["poor_on_new_data"] is False and "not counted" in r.evidence["poor_on_new_data"]["text"]
+
+
+def test_label_noise_is_not_mistaken_for_a_shifted_test_split(tmp_path):
+    """Validation is scored on the clean labels, as the test split is (and as compare does): 30%
+    flipped labels used to read as validation 52% vs test 76%, 'a test set from another
+    distribution', and dropped the third sign."""
+    r = rotelab.diagnose("digits", "mlp", epochs=80, seeds=2, label_noise=0.3, runs_dir=tmp_path)
+    assert abs(r.final["val_acc"] - r.final["test_acc"]) < 0.05 and r.final["val_acc"] > 0.6
+    assert not r.test_shift and r.signs["poor_on_new_data"]
+    assert r.verdict == "memorizing" and r.final["train_acc"] > 0.9  # the flipped labels were fitted
