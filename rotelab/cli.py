@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
@@ -30,11 +32,26 @@ COMMANDS = {
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
+#: Set when SIGTERM (a batch scheduler's stop, `kill`) ended the command rather than Ctrl-C.
+_TERMINATED: list[bool] = [False]
+#: Exit codes: 128 + the signal's number, as a shell reports a process the signal ended.
+INTERRUPTED_BY = {False: INTERRUPTED, True: 143}
+
+
 def interrupted_line(exc: BaseException) -> str:
-    """What Ctrl-C prints: how much is stored and that the same command resumes."""
+    """What Ctrl-C or SIGTERM prints: how much is stored and that the same command resumes.
+    Without a count (before training started, or after every job was stored), nothing finished
+    was lost either."""
+    what = "terminated (SIGTERM)" if _TERMINATED[0] else "interrupted"
     if isinstance(exc, Interrupted):
-        return f"interrupted; {exc.stored} of {exc.total} jobs are stored, rerun the same command to resume"
-    return "interrupted before any job was trained; rerun the same command to start"
+        return f"{what}; {exc.stored} of {exc.total} jobs are stored, rerun the same command to resume"
+    return f"{what}; every finished job is stored, rerun the same command to resume"
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM takes Ctrl-C's path: the study stores what finished and releases its leases."""
+    _TERMINATED[0] = True
+    raise KeyboardInterrupt
 
 
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,7 +63,7 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except KeyboardInterrupt as exc:  # the study's own clean-up (store, leases, Ray) has run by now
             print(interrupted_line(exc), file=sys.stderr)
-            exit_now(INTERRUPTED)
+            exit_now(INTERRUPTED_BY[_TERMINATED[0]])
 
     return run
 
@@ -153,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: a RotelabError or a usage error (an unknown option, a value of the wrong type)
     is one line on stderr and exit code 2, never a traceback or click's usage block."""
     _one_line_warnings()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     args = sys.argv[1:] if argv is None else list(argv)
     command = typer.main.get_command(build_app())
     errors = _click_exceptions()

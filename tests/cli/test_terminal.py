@@ -79,7 +79,9 @@ def test_ctrl_c_while_loading_is_one_line(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines() == ["interrupted before any job was trained; rerun the same command to start"]
+    assert err.strip().splitlines() in (
+        ["interrupted before any job was trained; rerun the same command to start"],  # still importing
+        ["interrupted; every finished job is stored, rerun the same command to resume"])  # the CLI had loaded
 
 
 def test_ctrl_c_halfway_keeps_finished_jobs_and_the_rerun_resumes(tmp_path):
@@ -120,3 +122,21 @@ def test_a_damaged_job_file_and_study_json_are_named_and_recomputed(tmp_path):
     assert any(str(job) in w and "trained again" in w for w in warnings)
     again = json.loads(run_cli(*args, "--json").stdout)
     assert again["curves"] == first["curves"] and again["verdict"] == first["verdict"]
+
+
+def test_sigterm_halfway_says_so_keeps_finished_jobs_and_exits_143(tmp_path):
+    """What a batch scheduler (SLURM, Kubernetes) sends before it kills: the same clean stop as Ctrl-C."""
+    args = ["memorization", "--data", "synthetic", "--epochs", "30", "--width", "64", "--models", "40", "--chunk",
+            "4", "--runs-dir", str(tmp_path), "--quiet"]
+    proc = _start(args, tmp_path)
+    deadline = time.time() + 240
+    while len(list(tmp_path.glob("*/jobs/*.npz"))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("terminated (SIGTERM); ") and lines[0].endswith(
+        " of 10 jobs are stored, rerun the same command to resume"), err
+    stored = int(lines[0].split("; ")[1].split(" of ")[0])
+    assert stored >= 2
