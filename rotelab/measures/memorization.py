@@ -88,7 +88,11 @@ class MemorizationEstimate:
 
     ``score = p_in - p_out``: higher = more memorized (the label is predicted mostly by the
     models that saw the example). ``stderr`` is the standard error of that difference of two
-    independent proportions. ``score`` and ``stderr`` are NaN where ``n_in`` or ``n_out`` is 0.
+    independent proportions, computed as Agresti & Caffo (2000) advise: each proportion with one
+    success and one failure added, ``p̃ = (x + 1) / (n + 2)``, ``se² = Σ p̃(1 − p̃) / (n + 2)``.
+    The plain plug-in error is 0 whenever every "in" model is right and every "out" model wrong
+    (score 1), exactly where a researcher most needs an error bar. ``score`` and ``stderr`` are
+    NaN where ``n_in`` or ``n_out`` is 0.
     """
 
     score: np.ndarray
@@ -108,10 +112,11 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _scores(correct: np.ndarray, train_mask: np.ndarray) -> MemorizationEstimate:
     n_in, n_out = n_in_out(train_mask)
-    p_in = _ratio((correct & train_mask).sum(axis=0), n_in)
-    p_out = _ratio((correct & ~train_mask).sum(axis=0), n_out)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        stderr = np.sqrt(p_in * (1 - p_in) / n_in + p_out * (1 - p_out) / n_out)
+    x_in, x_out = (correct & train_mask).sum(axis=0), (correct & ~train_mask).sum(axis=0)
+    p_in, p_out = _ratio(x_in, n_in), _ratio(x_out, n_out)
+    a_in, a_out = (x_in + 1) / (n_in + 2), (x_out + 1) / (n_out + 2)  # Agresti–Caffo: never 0 or 1
+    var = a_in * (1 - a_in) / (n_in + 2) + a_out * (1 - a_out) / (n_out + 2)
+    stderr = np.where((n_in > 0) & (n_out > 0), np.sqrt(var), np.nan)
     return MemorizationEstimate(p_in - p_out, stderr, p_in, p_out, n_in, n_out)
 
 

@@ -67,7 +67,9 @@ def slow_memorization(correct, mask):
         if ins and outs:
             a, b = out["p_in"][i], out["p_out"][i]
             out["score"][i] = a - b
-            out["stderr"][i] = np.sqrt(a * (1 - a) / len(ins) + b * (1 - b) / len(outs))
+            # Agresti & Caffo (2000): a success and a failure added to each group
+            at, bt = (sum(ins) + 1) / (len(ins) + 2), (sum(outs) + 1) / (len(outs) + 2)
+            out["stderr"][i] = np.sqrt(at * (1 - at) / (len(ins) + 2) + bt * (1 - bt) / (len(outs) + 2))
     return out
 
 
@@ -98,7 +100,10 @@ def test_memorization_hand_computed():
     np.testing.assert_allclose(est.p_in, [1.0, 1.0, 2 / 3, 1.0])
     np.testing.assert_allclose(est.p_out, [0.5, 0.0, 0.0, np.nan])
     np.testing.assert_allclose(est.score, [0.5, 1.0, 2 / 3, np.nan])
-    np.testing.assert_allclose(est.stderr, [np.sqrt(0.125), 0.0, np.sqrt(2 / 27), np.nan])
+    # Agresti–Caffo: ex0 (3/4, 2/4), ex1 (3/4, 1/4), ex2 (3/5, 1/3); never 0 at a score of 1
+    np.testing.assert_allclose(est.stderr, [np.sqrt(3 / 64 + 1 / 16), np.sqrt(3 / 64 + 3 / 64),
+                                            np.sqrt(6 / 125 + 2 / 27), np.nan])
+    assert est.stderr[1] > 0.25
     np.testing.assert_array_equal(est.n_in, [2, 2, 3, 4])
     np.testing.assert_array_equal(est.n_out, [2, 2, 1, 0])
 
