@@ -41,8 +41,8 @@ from rotelab.plan import Examples, Folds, InnerSplit, Job, inner_split, make_fol
 from rotelab.progress import Progress
 from rotelab.studies.cv import mean_ci, paired_ratio
 from rotelab.studies.prepare import (
-    short_repr,
-    ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
+    ModelArg, make_progress, open_study, prepare, result_json, short_repr, study_function, write_arrays,
+    write_table,
 )
 from rotelab.validation import check_choice, check_float, check_int
 

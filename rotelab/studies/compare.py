@@ -25,8 +25,8 @@ from rotelab.plan import Examples, Folds, Job, make_folds
 from rotelab.progress import Progress
 from rotelab.studies.cv import fold_metrics, mean_ci, paired_ratio
 from rotelab.studies.prepare import (
-    short_repr,
-    ModelArg, make_progress, open_study, prepare, result_json, study_function, write_arrays, write_table,
+    ModelArg, make_progress, open_study, prepare, result_json, short_repr, study_function, write_arrays,
+    write_table,
 )
 from rotelab.studies.compare_verdict import SIGNIFICANCE
 from rotelab.techniques import check_cell_for_data, defaults_table, parse_cells

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from rotelab.engine.train import OUTPUTS
+from rotelab.errors import RotelabWarning
 from rotelab.executors import make_executor, run_jobs
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, MEMORIZATION_EPOCHS, split_options
 from rotelab.plan import SEED_STRIDE, Job, check_coverage, chunked, subset_masks, subset_members, subset_size
@@ -40,8 +42,8 @@ from rotelab.store import RESULT_FILE, jsonable
 from rotelab.studies.memorization_cells import measure_cell, write_cell
 from rotelab.studies.memorization_ledger import ledger_table
 from rotelab.studies.prepare import (
-    short_repr,
-    ModelArg, Prepared, make_progress, open_study, prepare, study_function, study_id, write_arrays, write_table,
+    ModelArg, Prepared, make_progress, open_study, prepare, short_repr, study_function, study_id, write_arrays,
+    write_table,
 )
 from rotelab.techniques import Cell, check_cell_for_data, parse_cells
 from rotelab.validation import check_float, check_int
@@ -151,6 +153,8 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
                         device=opts.device, threads=opts.threads, executor=make_executor(opts))
         per_cell = len(chunked(models, chunk))
         parts = _measure_cells(p, labels, outs, pool_mask, per_cell, store.path, own.reference_models)
+        for line in near_chance(parts["summaries"], p.ds.y_train):
+            warnings.warn(line, RotelabWarning, stacklevel=3)
         if parts.get("ledger_table") is not None:
             write_table(store, "ledger.csv", parts["ledger_table"])
             write_arrays(store, "ledger_examples.npz", compressed=True, **_ledger_examples(parts["ledger_table"], p))
@@ -160,6 +164,27 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
             jobs_reused=outs.reused, seconds=float(time.perf_counter() - t0), config=config, **parts)
         store.write_json(RESULT_FILE, result.to_dict())
     return result
+
+
+#: Held-out accuracy less than this far above always guessing the most common class: near chance.
+NEAR_CHANCE_POINTS = 0.10
+
+
+def near_chance(summaries: dict[str, dict], y_train: np.ndarray) -> list[str]:
+    """A line per cell whose models barely beat guessing on the examples they did not train on:
+    scores, label issues and attacks from models that learned nothing are noise, however many
+    labels they flag. Marks the cell's summary (``near_chance``) for the JSON and the report."""
+    majority = float(np.bincount(y_train).max() / len(y_train))
+    lines = []
+    for cell, s in summaries.items():
+        acc = s["accuracy"]["held_out"]
+        s["near_chance"] = bool(acc < majority + NEAR_CHANCE_POINTS)
+        if s["near_chance"]:
+            lines.append(f"{cell}: the models are near chance on the examples they did not train on ({acc:.1%}; "
+                         f"always guessing the most common class gives {majority:.1%}), so their memorization "
+                         "scores, label issues and attacks say little; train longer (--epochs), with another "
+                         "learning rate (--lr) or a bigger model")
+    return lines
 
 
 def _jobs(p: Prepared, labels: list[str], recipes: list, pool_mask: np.ndarray, *, models: int,

@@ -28,8 +28,8 @@ from rotelab.plan import Folds, Job, make_folds, subset_index
 from rotelab.progress import Progress
 from rotelab.studies.cv import fold_metrics, mean_ci, paired_ratio
 from rotelab.studies.prepare import (
-    short_repr,
-    ModelArg, Prepared, make_progress, open_study, prepare, result_json, study_function, write_table,
+    ModelArg, Prepared, make_progress, open_study, prepare, result_json, short_repr, study_function,
+    write_table,
 )
 from rotelab.validation import check_int
 
