@@ -55,9 +55,11 @@ def notes(r: Any) -> list[str]:
                            ("equal", "≤ the grid's compute, above")):
             if g.get(name):
                 b = g[name]
+                p = b.get("p_value")
                 lines.append(f"goal at {what} {g['reference']}: best {b['row']} {pct(b['val_acc'])} vs "
                              f"{pct(g['grid_best_val_acc'])} — {'met' if b['met'] else 'missed'} by "
-                             f"{abs(b['margin_points']):.1f} points")
+                             f"{abs(b['margin_points']):.1f} points"
+                             + ("" if p is None else f" (p = {p:.2g}; the best of {b['candidates']} adaptive rows)"))
     return lines
 
 
