@@ -11,6 +11,14 @@ when its owner ran on this host and that process is gone. Table ``trained`` logs
 finished training, written with the job's row, so a study's directory shows that no job was
 trained twice.
 
+Jobs are content-keyed (:meth:`rotelab.plan.Job.key`), so a study may take a finished job from
+another study of the same runs directory instead of training it
+(:meth:`Store.copy_from_other_studies`). Table ``origins`` makes that safe: written with each
+job's row, it records the SHA-256 of the job file and the platform that trained it (rotelab and
+torch versions, device); a job is taken only with the same key and platform and a file whose
+bytes hash to what its study recorded, hard-linked (or copied) into this study and renamed into
+place. The other study is only read, through a read-only connection.
+
 Faults are handled in one line each, never with a traceback: a job file that cannot be read
 is set aside (``jobs/<key>.npz.corrupt``) and trained again (:meth:`Store.load_or_discard`);
 an unreadable ``study.json`` beside our own index is rewritten from the new config (it is
@@ -21,9 +29,11 @@ format version, is refused with a :class:`~rotelab.errors.StoreError` and never 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import shutil
 import socket
 import sqlite3
 import time
@@ -59,6 +69,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT, host TEXT, pid INTEGER,"
     " started TEXT, claimed REAL, heartbeat REAL, taken_from TEXT);"
     "CREATE TABLE IF NOT EXISTS trained (key TEXT, owner TEXT, claimed REAL, saved REAL, taken_from TEXT);"
+    # added after format 1 (a store without it gets it on opening; a rotelab without it ignores it)
+    "CREATE TABLE IF NOT EXISTS origins (key TEXT PRIMARY KEY, sha256 TEXT, platform TEXT, copied_from TEXT,"
+    " saved REAL);"
 )
 #: What reading a damaged .npz raises: truncated (BadZipFile), empty (EOFError), bad CRC, bad header.
 _UNREADABLE = (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zlib.error)
@@ -301,6 +314,7 @@ class Store:
         self.path = Path(path)
         self._db = _connect(self.path / INDEX_FILE)
         self._db.executescript(_SCHEMA)  # adds the tables a store of an earlier release lacks
+        self._elsewhere: tuple[str, dict[str, list[_Finished]]] | None = None  # other studies' jobs, read once
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -387,22 +401,27 @@ class Store:
         file = self._file_of(key)
         return file is not None and file.is_file() and zipfile.is_zipfile(file)
 
-    def save(self, key: str, label: str, arrays: dict[str, np.ndarray], *, owner: Owner | None = None) -> None:
+    def save(self, key: str, label: str, arrays: dict[str, np.ndarray], *, owner: Owner | None = None,
+             platform: str | None = None) -> None:
         """Record job ``key``: its file first (temporary file, fsync, rename), then, in one
-        transaction, its row, a row in ``trained`` and the end of ``owner``'s lease on it. A
-        process killed before that commit leaves the job unrecorded: it is trained again."""
+        transaction, its row, its ``origins`` row (the file's SHA-256 and ``platform``, what
+        trained it: None where not known, and then no other study takes it), a row in ``trained``
+        and the end of ``owner``'s lease on it. A process killed before that commit leaves the
+        job unrecorded: it is trained again."""
         rel = f"jobs/{key}.npz"
         tmp = self.path / "jobs" / f".{key}.tmp{os.getpid()}.npz"
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())  # on disk before the index says so
+        sha = _sha256(tmp)
         os.replace(tmp, self.path / rel)
         k = int(np.asarray(arrays["pred"]).shape[0]) if "pred" in arrays else 0
         now, token = time.time(), owner.token if owner is not None else ""
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
                        (key, label, k, float(arrays.get("seconds", 0.0)), now, rel))
+            db.execute("INSERT OR REPLACE INTO origins VALUES (?, ?, ?, NULL, ?)", (key, sha, platform, now))
             lease = db.execute("SELECT claimed, taken_from FROM leases WHERE key = ? AND owner = ?",
                                (key, token)).fetchone() or (None, None)
             db.execute("INSERT INTO trained VALUES (?, ?, ?, ?, ?)", (key, token, lease[0], now, lease[1]))
@@ -451,6 +470,79 @@ class Store:
     def _forget(self, key: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM jobs WHERE key = ?", (key,))
+            db.execute("DELETE FROM origins WHERE key = ?", (key,))
+
+    # ── jobs finished by other studies of the same runs directory ─────────────────────
+    def copy_from_other_studies(self, jobs: Sequence[tuple[str, str]], *, platform: str | None) -> dict[str, str]:
+        """Take the jobs ``(key, label)`` this study lacks from the other studies beside it
+        (the same runs directory) that finished them; returns ``{key: that study's name}``.
+
+        A job is taken only when the other study recorded it with the same key, trained on the
+        same ``platform`` (rotelab and torch versions and device, as this run would train it;
+        None takes nothing) and its file's bytes hash to the SHA-256 recorded beside it: a
+        damaged file, one being replaced, one written by a rotelab without ``origins`` or by
+        another format, and a directory that is not a rotelab study are passed over, and the job
+        is trained here. The file is hard-linked (a copy on another file system) to a temporary
+        name here, checked, and renamed into place; then its row is written. The other study is
+        only read. Its jobs are indexed once per :class:`Store` (one read-only query a study),
+        so a runs directory of hundreds of studies costs one pass.
+        """
+        wanted = [(key, label) for key, label in jobs if not self.has(key)]
+        if platform is None or not wanted:
+            return {}
+        found = self._other_studies(platform)
+        copied: dict[str, str] = {}
+        for key, label in wanted:
+            for there in found.get(key, ()):
+                if self._copy_job(key, label, there, platform):
+                    copied[key] = there.study.name
+                    break
+        return copied
+
+    def _other_studies(self, platform: str) -> dict[str, list["_Finished"]]:
+        """Key -> the finished jobs of that key on ``platform`` in the other studies, by study name."""
+        if self._elsewhere is None or self._elsewhere[0] != platform:
+            found: dict[str, list[_Finished]] = {}
+            own = self.path.resolve()
+            try:
+                studies = sorted(self.path.parent.iterdir())
+            except OSError:
+                studies = []
+            for path in studies:
+                if path.name.startswith(".") or not path.is_dir() or path.resolve() == own:
+                    continue
+                for key, finished in _finished_jobs(path, platform):
+                    found.setdefault(key, []).append(finished)
+            self._elsewhere = (platform, found)
+        return self._elsewhere[1]
+
+    def _copy_job(self, key: str, label: str, there: "_Finished", platform: str) -> bool:
+        """Job ``key`` from ``there`` into this study; False (nothing left behind) when its file
+        is missing or its bytes are not the ones its study recorded."""
+        rel = f"jobs/{key}.npz"
+        tmp = self.path / "jobs" / f".{key}.tmp{os.getpid()}.npz"
+        try:
+            _link_or_copy(there.study / rel, tmp)
+            if _sha256(tmp) != there.sha256:  # damaged, or replaced since its row was written
+                tmp.unlink()
+                return False
+            os.replace(tmp, self.path / rel)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            return False
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
+                       (key, label, there.n_members, there.seconds, now, rel))
+            db.execute("INSERT OR REPLACE INTO origins VALUES (?, ?, ?, ?, ?)",
+                       (key, there.sha256, platform, there.study.name, now))
+        return True
+
+    def copied(self) -> list[tuple[str, str]]:
+        """``(key, study)`` of each stored job taken from another study, in order."""
+        return self._db.execute("SELECT o.key, o.copied_from FROM origins o JOIN jobs j ON j.key = o.key "
+                                "WHERE o.copied_from IS NOT NULL ORDER BY o.saved").fetchall()
 
     def jobs(self) -> list[tuple[str, str, int, float]]:
         return self._db.execute("SELECT key, label, n_members, seconds FROM jobs ORDER BY created").fetchall()
@@ -494,6 +586,66 @@ class Store:
     def trained(self) -> list[tuple[str, str, float | None, float, str | None]]:
         """The training log: (key, owner, claimed, saved, taken_from) per finished training, in order."""
         return self._db.execute("SELECT key, owner, claimed, saved, taken_from FROM trained ORDER BY rowid").fetchall()
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A finished job of another study: where, its file's SHA-256 and its row's numbers."""
+
+    study: Path
+    sha256: str
+    n_members: int
+    seconds: float
+
+
+def _finished_jobs(path: Path, platform: str) -> list[tuple[str, _Finished]]:
+    """The jobs study ``path`` finished on ``platform`` with a recorded hash, read through a
+    read-only connection; [] for anything that is not a study of this format (no index, no
+    ``study.json``, another format version, an index without ``origins``, one that cannot be
+    read or is locked for more than a second). Nothing there is written."""
+    index, study_file = path / INDEX_FILE, path / STUDY_FILE
+    if not (index.is_file() and study_file.is_file()):
+        return []
+    try:
+        study = json.loads(study_file.read_text())
+        _check_version(study.get("format_version") if isinstance(study, dict) else None, study_file)
+        db = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "jobs", "origins"} <= tables:
+                return []
+            version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+            _check_version(version[0] if version else None, index)
+            rows = db.execute(
+                "SELECT o.key, o.sha256, j.n_members, j.seconds FROM origins o JOIN jobs j ON j.key = o.key "
+                "WHERE o.platform = ? AND o.sha256 IS NOT NULL AND j.file = 'jobs/' || o.key || '.npz'",
+                (platform,)).fetchall()
+        finally:
+            db.close()
+    except (OSError, UnicodeDecodeError, ValueError, sqlite3.Error, StoreError):
+        return []
+    return [(str(key), _Finished(path, str(sha), int(k or 0), float(s or 0.0))) for key, sha, k, s in rows]
+
+
+def _sha256(file: Path) -> str:
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source``, or a copy (fsynced) where links do not work
+    (another file system); an OSError when ``source`` cannot be read."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
 
 
 def _connect(index: Path) -> sqlite3.Connection:

@@ -30,5 +30,11 @@ class Executor(Protocol):
 
     name: str
 
+    # Optional, for taking jobs from other studies (``Store.copy_from_other_studies``): an
+    # executor without them never takes such jobs, and what it trains is never taken.
+    #   platform(device) -> str | None: the platform (``executors.local.platform_of``) its jobs
+    #       will train on, known before any is dispatched; None when it cannot tell.
+    #   trained_on: str | None: the platform of the job it yielded last.
+
     def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]: ...

@@ -29,11 +29,14 @@ POLL_SECONDS = 0.5
 
 class JobResults(list):
     """Each job's arrays in the order of the jobs; ``trained`` (by this driver) and ``reused``
-    (stored before, or trained meanwhile by another driver) count how."""
+    (stored before, taken from another study, or trained meanwhile by another driver) count
+    how; ``copied`` names the other studies the reused jobs were taken from ``{key: study}``."""
 
-    def __init__(self, arrays: list[dict[str, np.ndarray]], *, trained: int, reused: int):
+    def __init__(self, arrays: list[dict[str, np.ndarray]], *, trained: int, reused: int,
+                 copied: dict[str, str] | None = None):
         super().__init__(arrays)
         self.trained, self.reused = trained, reused
+        self.copied = dict(copied or {})
 
 
 def run_jobs(
@@ -49,7 +52,10 @@ def run_jobs(
     """Train (or load) every job; returns each job's arrays in the order of ``jobs``.
 
     A job already in ``store`` is loaded, never trained again; a stored file that cannot be
-    read is named in one warning, set aside and trained again. Every other job is leased to
+    read is named in one warning, set aside and trained again. A job another study of the same
+    runs directory finished on the platform ``executor`` trains on (same key, same rotelab, torch
+    and device) is taken from it here, in the driver, before anything is dispatched
+    (:meth:`Store.copy_from_other_studies`), and counts as reused. Every other job is leased to
     this driver, handed to ``executor`` (default: in this process) and written to the store as
     soon as it finishes, so an interrupted study keeps it. Jobs another live driver holds are
     waited for. Only this function writes job results.
@@ -60,8 +66,15 @@ def run_jobs(
         executor = LocalExecutor()
     d = _Driver(list(jobs), [job.key(examples.fingerprint) for job in jobs], store, progress, Owner.this_process())
     d.results = [store.load_or_discard(key) for key in d.keys]  # a damaged file: named, set aside, retrained
+    platform = executor.platform(str(device)) if callable(getattr(executor, "platform", None)) else None
+    copied = d.copy_from_other_studies(platform)
     todo = d.pending()
     progress.start(total=sum(jobs[i].recipe.epochs for i in todo), cached=len(jobs) - len(todo), n_jobs=len(jobs))
+    if copied and type(progress) is not Progress:  # the silent Progress stays silent
+        studies = sorted(set(copied.values()))
+        progress.note(f"{len(copied)} of them taken from other studies in {store.path.parent} (the same jobs, "
+                      f"trained by the same rotelab and torch on this device): {', '.join(studies[:3])}"
+                      f"{', …' if len(studies) > 3 else ''}")
     try:
         with _heartbeat(store, d.owner):
             while d.pending():
@@ -73,7 +86,8 @@ def run_jobs(
         with contextlib.suppress(Exception):  # a lease left behind only expires later
             store.release(d.owner)
         progress.stop()
-    return JobResults(d.results, trained=d.trained, reused=len(jobs) - d.trained)  # type: ignore[arg-type]
+    return JobResults(d.results, trained=d.trained, reused=len(jobs) - d.trained,  # type: ignore[arg-type]
+                      copied=copied)
 
 
 @dataclass(eq=False)
@@ -90,6 +104,27 @@ class _Driver:
 
     def pending(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
+
+    def copy_from_other_studies(self, platform: str | None) -> dict[str, str]:
+        """Take the pending jobs other studies finished on ``platform`` into the store and load
+        them; ``{key: study}`` of those taken. Only jobs of a built-in model: the fingerprint of
+        your own model's factory covers its class's source, not the code it calls or the
+        factory's closure, so those jobs are reused within their own study only. A job another
+        live driver of this study holds is left to it (only a job's holder writes it)."""
+        pending = [i for i in self.pending() if self.jobs[i].model.fingerprint.startswith("builtin:")]
+        if not pending or platform is None:
+            return {}
+        holders = self.store.holders([self.keys[i] for i in pending])
+        pending = [i for i in pending if holders[self.keys[i]] is None]
+        copied = self.store.copy_from_other_studies([(self.keys[i], self.jobs[i].label) for i in pending],
+                                                    platform=platform)
+        loaded = set()
+        for i in pending:
+            if self.keys[i] in copied:
+                self.results[i] = self.store.load_or_discard(self.keys[i])
+                if self.results[i] is not None:
+                    loaded.add(self.keys[i])
+        return {key: study for key, study in copied.items() if key in loaded}
 
     def _loaded(self, i: int) -> bool:
         """Take job i from the store (another driver trained it); False when it must be trained."""
@@ -118,7 +153,8 @@ class _Driver:
         for j, arrays in executor.train(self._claimed(order), examples, device=device, threads=threads,
                                         progress=self.progress):
             i = order[j]
-            self.store.save(self.keys[i], self.jobs[i].label, arrays, owner=self.owner)
+            self.store.save(self.keys[i], self.jobs[i].label, arrays, owner=self.owner,
+                            platform=getattr(executor, "trained_on", None))
             self.results[i] = arrays
             self.trained += 1
             self.progress.finished(self.jobs[i].members.k)

@@ -18,13 +18,38 @@ from rotelab.plan import Examples, Job
 from rotelab.progress import Progress
 
 
+def platform_of(device: str) -> str:
+    """What decides a job's numbers besides its content key: the rotelab and torch versions and
+    the device (``cpu`` with the instruction set torch dispatches to, or the CUDA GPU's name and
+    CUDA version), e.g. ``rotelab 0.1.0; torch 2.5.1; cpu AVX2``. A study takes a job from
+    another study only when both were trained on the same platform."""
+    import torch
+
+    from rotelab import __version__
+    from rotelab.engine.train import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        where = f"cuda {torch.cuda.get_device_name(dev)}; CUDA {torch.version.cuda}"
+    else:
+        where = f"{dev.type} {torch.backends.cpu.get_cpu_capability()}"
+    return f"rotelab {__version__}; torch {torch.__version__}; {where}"
+
+
 class LocalExecutor:
-    """One job after another in this process; epochs reach the progress bar as they pass."""
+    """One job after another in this process; epochs reach the progress bar as they pass.
+    ``trained_on``: the platform (:func:`platform_of`) of the job it yielded last."""
 
     name = "local"
+    trained_on: str | None = None
+
+    def platform(self, device: str) -> str | None:
+        """The platform this executor's jobs train on (this process, ``device``)."""
+        return platform_of(device)
 
     def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        self.trained_on = platform_of(device)
         for i, job in enumerate(jobs):
             progress.job(job.label)
             seen = [0]

@@ -111,7 +111,7 @@ def train_task(job: Job, examples: Examples, device: str, threads: int, gpu_shar
     n after n retries)."""
     import torch
 
-    from rotelab.executors.local import train_fitting
+    from rotelab.executors.local import platform_of, train_fitting
 
     started = time.time()
     if device == "cuda" and 0 < gpu_share < 1:
@@ -122,7 +122,7 @@ def train_task(job: Job, examples: Examples, device: str, threads: int, gpu_shar
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         arrays = train_fitting(job, examples, device=device, threads=threads, on_fallback=notes.append)
     return arrays, {"host": socket.gethostname(), "pid": os.getpid(), "attempt": _attempt(), "fallback": notes,
-                    "started": started, "ended": time.time()}
+                    "started": started, "ended": time.time(), "platform": platform_of(device)}
 
 
 def _attempt() -> int:
@@ -142,15 +142,31 @@ class RayExecutor:
     ``num_cpus`` CPUs (default: all), stopped again when the jobs are done. A Ray already
     started in this process (``ray.init``) is used as it is. ``runs`` records each finished
     task: its job's label and where and when it ran (host, pid, attempt, started and ended
-    by the worker's clock)."""
+    by the worker's clock). ``trained_on``: the platform the job it yielded last trained on, as
+    its worker reported it."""
 
     name = "ray"
+    trained_on: str | None = None
 
     def __init__(self, *, address: str | None = None, cpus_per_job: float | None = None,
                  gpus_per_job: float | None = None, max_retries: int = MAX_RETRIES, num_cpus: int | None = None):
         self.address, self.cpus_per_job, self.gpus_per_job = address, cpus_per_job, gpus_per_job
         self.max_retries, self.num_cpus = max_retries, num_cpus
         self.runs: list[dict[str, Any]] = []
+
+    def platform(self, device: str) -> str | None:
+        """The platform the tasks will train on, where it is known before they run: a Ray this
+        executor starts on this machine, its tasks on the CPU (the workers are this Python on
+        this CPU). A cluster's workers, a Ray already started, and GPUs (which Ray assigns) are
+        known only once tasks ran: None, and the study takes no jobs from other studies."""
+        if self.address or os.environ.get("RAY_ADDRESS") or self.gpus_per_job:
+            return None
+        from rotelab.engine.train import resolve_device
+        from rotelab.executors.local import platform_of
+
+        if resolve_device(device).type != "cpu" or require_ray().is_initialized():
+            return None
+        return platform_of("cpu")
 
     def train(self, jobs: Iterable[Job], examples: Examples, *, device: str, threads: int | None,
               progress: Progress) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -201,6 +217,7 @@ class RayExecutor:
                 i, job = pending.pop(ref)
                 arrays, where = self._result(ray, ref, job)
                 self.runs.append({"label": job.label, **where})
+                self.trained_on = where.get("platform")
                 progress.advance(job.recipe.epochs)  # a job's epochs count when it finishes
                 if where["fallback"]:
                     progress.note_fallback(where["fallback"][0])
