@@ -7,13 +7,14 @@ through Jinja2's autoescaping, so a class named ``<script>`` shows as text.
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from rotelab.errors import StoreError
+from rotelab.errors import RotelabWarning, StoreError
 from rotelab.report import adapt_section, compare_section, diagnose_section, memorization_section, sweep_section
 from rotelab.report.blocks import generic_blocks
 from rotelab.store import RESULT_FILE, STUDY_FILE, Store, atomic_write_bytes
@@ -134,8 +135,15 @@ def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path
     first path, a study directory or a runs directory holding several)."""
     studies = find_studies(paths)
     sections = []
-    for path in studies:
-        study, result = load_study(path)
+    for path in list(studies):
+        try:
+            study, result = load_study(path)
+        except StoreError as exc:  # one damaged study does not take the others' report down with it
+            if len(studies) == 1:
+                raise
+            warnings.warn(f"{exc}; left out of the report", RotelabWarning, stacklevel=2)
+            studies.remove(path)
+            continue
         kind = study["kind"]
         blocks = SECTIONS.get(kind, generic_blocks)(study, result, path)
         headings = []
@@ -147,6 +155,8 @@ def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path
             "meta": _meta(study), "command": _command(study), "blocks": blocks,
             "study_file": str(path / "study.toml") if (path / "study.toml").is_file() else "",
         })
+    if not studies:
+        raise StoreError("no readable study in " + ", ".join(map(str, paths)) + "; rerun the studies")
     from rotelab import __version__
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("rotelab.report", "templates"),

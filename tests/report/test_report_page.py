@@ -84,6 +84,17 @@ def test_runs_directory_collects_finished_studies(evil_study):
     assert page == runs / "report.html" and page.read_text().count('<section class="study"') == 1
 
 
+def test_a_damaged_study_is_left_out_of_a_runs_report_with_a_warning(evil_study):
+    runs = evil_study.parent
+    other = Path(rotelab.diagnose("synthetic", "mlp", epochs=2, seeds=1, runs_dir=runs).study_dir)
+    (other / "result.json").write_text('{"cut off')
+    with pytest.warns(rotelab.errors.RotelabWarning, match=r"result.json: unreadable .*rerun the study.*left out"):
+        page = build_report([runs])
+    assert evil_study.name in page.read_text() and other.name not in page.read_text()
+    with pytest.raises(StoreError, match=r"result.json: unreadable .*; rerun the study"):
+        build_report([other])  # named alone, it is an error
+
+
 def test_missing_files_and_other_versions_are_one_clear_error(evil_study, tmp_path, cli):
     (evil_study / "result.json").unlink()
     with pytest.raises(StoreError, match="missing result.json"):
