@@ -36,6 +36,10 @@ def render(r: Any) -> None:
         onset = f" (validation loss has crept up since epoch {r.onset_epoch})"
     strength = f" ({r.severity})" if r.severity else ""
     out.print(f"verdict: [bold {color}]{r.verdict}{strength}[/bold {color}]{onset}")
+    t = r.thresholds
+    if t:
+        out.print(f"[dim]memorizing = at least 2 of the 3 signs (strong when a gap reaches {100 * t['strong']:.0f} "
+                  f"points); underfitting = training accuracy below {100 * t['fit']:.0f}%; healthy otherwise[/dim]")
     if r.note:
         out.print(f"[yellow]note:[/yellow] {escape(r.note)}; the third sign is not counted")
     out.print(f"[dim]study: {r.study_dir}[/dim]")

@@ -170,9 +170,12 @@ def read_signs(
     thresholds: Thresholds = Thresholds(),
     n_val: float | None = None,
     n_test: float | None = None,
+    fit_acc: float | None = None,
 ) -> Signs:
     """Verdict: ``memorizing`` when at least two of the three signs show; else ``underfitting``
-    when the final training accuracy is below ``thresholds.fit``; else ``healthy``. A memorizing
+    when the final training accuracy is below ``thresholds.fit``; else ``healthy``. Under label
+    noise pass ``fit_acc``, the final training accuracy on the clean labels: a model that fits
+    the true labels of its training set but refuses the flipped ones is not underfitting. A memorizing
     model is ``strong``ly so when its validation or test gap reaches ``thresholds.strong``.
 
     When final validation and test accuracy are more than ``thresholds.shift`` apart, the test
@@ -193,7 +196,7 @@ def read_signs(
     s3 = tr - te >= t.gap and not shift
     if s1 + s2 + s3 >= 2:
         verdict = "memorizing"
-    elif tr < t.fit:
+    elif (tr if fit_acc is None else fit_acc) < t.fit:
         verdict = "underfitting"
     else:
         verdict = "healthy"

@@ -53,10 +53,11 @@ class DiagnoseResult:
         return short_repr(self, f"{self.verdict}{severity}{onset}", accs, f"{self.seeds} seed(s)")
 
     def summary_rows(self, every: int | None = None) -> list[dict]:
-        """One row per (some) epoch for tables: train/val/test accuracy and loss."""
+        """One row per (some) epoch for tables, the first and the last always: train/val/test
+        accuracy and loss."""
         n = len(self.epochs)
         every = every or max(1, n // 12)
-        picks = sorted(set(list(range(every - 1, n, every)) + [n - 1] +
+        picks = sorted(set([0] + list(range(every - 1, n, every)) + [n - 1] +
                            ([self.epochs.index(self.onset_epoch)] if self.onset_epoch in self.epochs else [])))
         return [{"epoch": self.epochs[i], **{k: self.curves[k][i] for k in self.curves}} for i in picks]
 
@@ -94,13 +95,20 @@ def diagnose(
                           device=opts.device, threads=opts.threads, executor=make_executor(opts))
         result = _summarize(out, store_dir=str(store.path), ds=p.ds, model=p.model.spec.name, seeds=seeds,
                             thresholds=thresholds, n_val=float(members.val_mask.sum(1).mean()),
-                            n_test=float(p.examples.test_mask.sum()))
+                            n_test=float(p.examples.test_mask.sum()),
+                            fit_acc=_clean_train_acc(out, members, p.examples) if p.examples.noisy else None)
         store.write_json("result.json", result.to_dict())
     return result
 
 
+def _clean_train_acc(out: dict, members, ex) -> float:
+    """Final accuracy on the training examples' clean labels, mean over seeds (label noise only)."""
+    pred, train = out["pred"].astype(np.int64), members.train_mask
+    return float(np.mean([(pred[k][train[k]] == ex.clean[train[k]]).mean() for k in range(len(pred))]))
+
+
 def _summarize(out: dict, *, store_dir: str, ds, model: str, seeds: int, thresholds: Thresholds,
-               n_val: float, n_test: float) -> DiagnoseResult:
+               n_val: float, n_test: float, fit_acc: float | None = None) -> DiagnoseResult:
     """Mean curves over the seeds, and the signs read from them; ``n_val`` (each seed's
     validation examples) and ``n_test`` tell the test-shift check how noisy each accuracy is.
     Each seed validates on its own split but all share one test split: counting one seed's
@@ -110,12 +118,14 @@ def _summarize(out: dict, *, store_dir: str, ds, model: str, seeds: int, thresho
     std = {n: np.nanstd(out[n], axis=0) for n in names}
     signs: Signs = read_signs(train_acc=mean["train_acc"], val_acc=mean["val_acc"], train_loss=mean["train_loss"],
                               val_loss=mean["val_loss"], test_acc=float(mean["test_acc"][-1]), thresholds=thresholds,
-                              n_val=n_val, n_test=n_test)
+                              n_val=n_val, n_test=n_test, fit_acc=fit_acc)
     epochs = [int(e) for e in out["epoch"]]
     final = {n: float(mean[n][-1]) for n in names}
     final["acc_gap"] = final["train_acc"] - final["val_acc"]
     final["loss_gap"] = final["val_loss"] - final["train_loss"]
     final["test_gap"] = final["train_acc"] - final["test_acc"]
+    if fit_acc is not None:
+        final["train_acc_clean"] = fit_acc  # on the true labels of the training examples
     return DiagnoseResult(
         study_dir=store_dir,
         dataset=ds.summary(),
