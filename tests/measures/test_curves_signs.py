@@ -52,6 +52,16 @@ def test_underfitting_when_training_accuracy_is_low():
     assert s.verdict == "underfitting"
 
 
+def test_under_label_noise_fitting_is_judged_on_the_clean_labels():
+    """30% flipped: 75% of the given labels fitted can be 95% of the true ones, a model that
+    refuses the noise; 'underfitting' would send the user the wrong way."""
+    kw = dict(train_acc=np.array([.5, .75]), val_acc=np.array([.5, .93]), train_loss=np.array([2., 1.0]),
+              val_loss=np.array([1.0, 0.3]), test_acc=0.93)
+    assert read_signs(**kw).verdict == "underfitting"
+    assert read_signs(**kw, fit_acc=0.95).verdict == "healthy"
+    assert read_signs(**kw, fit_acc=0.6).verdict == "underfitting"
+
+
 def test_thresholds_are_respected():
     kw = dict(train_acc=np.array([.9, 1.0]), val_acc=np.array([.9, .93]), train_loss=np.array([.3, .01]),
               val_loss=np.array([.3, .2]), test_acc=0.93)
