@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -135,6 +136,9 @@ class Dataset:
     def id_description(self) -> str:
         """One line saying what the ids are, for summaries, reports and --json."""
         train, test = self.id_sources
+        if self.info.get("format") == "npz":  # the arrays' names inside the user's file
+            name = Path(str(self.info.get("path", self.name))).name
+            train, test = f"{train} of {name}", f"{test} of {name}"
         where = train if train == test else f"{train} (train pool) and {test} (test split)"
         return {
             "index": f"0-based index into {where}",

@@ -73,7 +73,7 @@ def test_user_strings_are_escaped_in_the_html(evil_study):
     assert "<img src=x" not in html
     assert "<b>bold</b>" not in html
     # the page says what an id in its tables points to
-    assert "<dt>example ids</dt><dd>0-based index into x" in html
+    assert "<dt>example ids</dt><dd>0-based index into x of evil" in html
 
 
 def test_runs_directory_collects_finished_studies(evil_study):
