@@ -74,10 +74,7 @@ def diagnose(
     """Train ``seeds`` models, each on its own stratified split of the training pool into
     training and validation (``val_fraction``), and read the three signs of memorization.
 
-    ``data``: a built-in name, a dataset file, ``(x, y[, x_test, y_test])`` arrays or a
-    :class:`~rotelab.data.Dataset`; ``model``: a built-in family or a zero-argument
-    ``nn.Module`` factory. The test split is never trained on: it is the "new data" of the
-    third sign. ``progress``: a bar on stderr (default: in an interactive session).
+    The test split is never trained on: it is the "new data" of the third sign.
     """
     own, opts = split_options("diagnose", options)
     seeds = check_int("seeds", own.seeds, minimum=1, maximum=10_000)

@@ -286,10 +286,22 @@ def study_function(kind: str) -> Callable[[Callable], Callable]:
             return fn(*args, **kwargs)
 
         public.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
-        public.__doc__ = (fn.__doc__ or "") + _options_doc(kind)
+        public.__doc__ = (fn.__doc__ or "").rstrip() + "\n" + _DATA_DOC + _options_doc(kind)
         return public
 
     return decorate
+
+
+#: What every study takes as ``data`` and ``model``, said once for all their docstrings.
+_DATA_DOC = """
+    ``data``: a built-in name (``digits``, ``mnist1d``, ``synthetic``), a path (``.npz``, a CSV
+    with a label column, an image folder with a folder per class, IDX or CIFAR files), arrays or
+    tensors ``(x, y)`` or ``(x, y, x_test, y_test)``, a torch ``Dataset`` of ``(x, y)`` pairs, or a
+    :class:`~rotelab.data.Dataset`. Every per-example output keeps an id into it (see
+    ``result.dataset["ids"]``). ``model``: a built-in family (``mlp``, ``cnn``, ``cnn1d``,
+    ``resnet``) or a zero-argument factory returning a fresh ``nn.Module``. ``progress``: a bar
+    on stderr (default: in an interactive session).
+"""
 
 
 def _options_doc(kind: str) -> str:

@@ -71,3 +71,14 @@ def test_progress_is_on_in_an_interactive_session(monkeypatch):
 def test_top_keeps_its_meaning_positionally(arrays, tmp_path):
     m = rotelab.memorization(arrays, "mlp", models=24, epochs=2, batch_size=32, runs_dir=tmp_path, device="cpu")
     assert len(m.top(5)) == 5 and list(m.top(5)["id"]) == list(m.top(n=5, cell="baseline")["id"])
+
+
+@pytest.mark.parametrize("kind", ["diagnose", "compare", "sweep", "memorization", "adapt"])
+def test_help_of_every_study_says_what_data_and_model_take(kind):
+    """help(rotelab.compare) used to leave `data` unexplained (only diagnose said it)."""
+    from rotelab.data.builtin import BUILTIN
+    from rotelab.models import MODELS
+
+    doc = getattr(rotelab, kind).__doc__
+    assert "``data``:" in doc and "``model``:" in doc and "zero-argument factory" in doc
+    assert all(f"``{name}``" in doc for name in (*BUILTIN, *MODELS))
