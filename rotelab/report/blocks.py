@@ -30,7 +30,7 @@ def _fmt(v: float) -> str:
     if isinstance(v, Pct):
         return pct(v)
     if isinstance(v, Points):
-        return "–" if v != v else f"{100 * v:+.1f} pts"
+        return "–" if v != v else ("0.0 pts" if round(100 * v, 1) == 0 else f"{100 * v:+.1f} pts")
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return f"{v:,}"
     if v != v:

@@ -40,7 +40,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
                + ("; the significantly best is orange." if best is not None else ".")
                + (" Diamonds: fraction of flipped training labels the model reproduces." if noisy else "")),
     ]
-    cols = ["technique", "val acc", "95% CI", "train acc", "acc gap", "loss gap", "test acc"]
+    cols = ["technique", "val acc", "95% CI", "train acc", "acc gap (points)", "loss gap", "test acc"]
     if noisy:
         cols.append("noisy labels memorized")
     if result.get("baseline"):
@@ -49,7 +49,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     body = []
     for r in rows:
         row = [r["technique"] + (" ★" if r["technique"] == recommended else ""), Pct(r["val_acc"]),
-               f"{pct(r['val_acc_ci_low'])} – {pct(r['val_acc_ci_high'])}", *pcts(r["train_acc"], r["acc_gap"]),
+               f"{pct(r['val_acc_ci_low'])} – {pct(r['val_acc_ci_high'])}", Pct(r["train_acc"]), Points(r["acc_gap"]),
                r["loss_gap"], Pct(r["test_acc"])]
         if noisy:
             row.append(Pct(r["noisy_memorized"]))

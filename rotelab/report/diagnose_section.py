@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.report import figures
-from rotelab.report.blocks import Pct, figure, pct, pcts, table
+from rotelab.report.blocks import Points, figure, pct, pcts, table
 
 
 def blocks(study: dict, result: dict, path: Path) -> list[dict]:
@@ -23,7 +23,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
             continue
         c = result["curves"]
         rows.append([e, *pcts(c["train_acc"][i], c["val_acc"][i], c["test_acc"][i]), c["train_loss"][i],
-                     c["val_loss"][i], Pct(c["train_acc"][i] - c["val_acc"][i])])
+                     c["val_loss"][i], Points(c["train_acc"][i] - c["val_acc"][i])])
     if result.get("severity"):
         text = f"({result['severity']}) " + text
     if result.get("note"):
@@ -45,5 +45,5 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
         figure(figures.learning_curves(result["epochs"], result["curves"], result["curves_std"], onset),
                f"Mean ± std over {result['seeds']} seed(s); dashed line: memorization onset."),
         {"kind": "heading", "text": "Per epoch"},
-        table(["epoch", "train acc", "val acc", "test acc", "train loss", "val loss", "acc gap"], rows),
+        table(["epoch", "train acc", "val acc", "test acc", "train loss", "val loss", "acc gap (points)"], rows),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.errors import StoreError
-from rotelab.report.blocks import Pct, figure, pcts, table
+from rotelab.report.blocks import Pct, Points, figure, pcts, table
 
 
 def _png(path: Path, stored: str) -> bytes:
@@ -26,12 +26,12 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
         out.append({"kind": "heading", "text": f"Gap against {caption}"})
         out.append(figure(_png(path, result["figures"][key]),
                           f"Train − validation gap against {caption} ({result['folds']}-fold mean and 95% CI)."))
-        cols = [caption, "params", "train acc", "val acc", "acc gap", "loss gap", "test acc"]
+        cols = [caption, "params", "train acc", "val acc", "acc gap (points)", "loss gap", "test acc"]
         if noisy:
             cols.append("noisy labels memorized")
         body = []
         for r in rows:
-            row = [r[axis], r["params"], *pcts(r["train_acc"], r["val_acc"], r["acc_gap"]), r["loss_gap"],
+            row = [r[axis], r["params"], *pcts(r["train_acc"], r["val_acc"]), Points(r["acc_gap"]), r["loss_gap"],
                    Pct(r["test_acc"])]
             if noisy:
                 row.append(Pct(r.get("noisy_memorized", float("nan"))))
