@@ -383,7 +383,7 @@ class Store:
         except FileNotFoundError:
             raise StoreError(f"{self.path}: missing {name}; the study has not finished, rerun it") from None
         except (OSError, json.JSONDecodeError) as exc:
-            fix = "rerun the study (rotelab run <its folder>/study.toml)" if name != STUDY_FILE else "rerun the study"
+            fix = f"rerun the study (rotelab run {self.path / 'study.toml'})" if name != STUDY_FILE else "rerun the study"
             raise StoreError(f"{self.path / name}: unreadable ({exc}); {fix}") from None
 
     def write_json(self, name: str, obj: Any) -> Path:

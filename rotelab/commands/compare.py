@@ -35,7 +35,7 @@ def render(r: Any) -> None:
     rows, styles = [], []
     for row in r.table.to_dict(orient="records"):
         half = (row["val_acc_ci_high"] - row["val_acc_ci_low"]) / 2
-        cells = [row["technique"] + (" ★ best" if row["technique"] == best else ""),
+        cells = [row["technique"] + (" ★" if row["technique"] == best else ""),
                  pct(row["val_acc"]) + ("" if math.isnan(half) else f" ±{100 * half:.1f}")]
         cells += [pct(row["noisy_memorized"])] if noisy else []
         if deltas:
@@ -56,9 +56,11 @@ def notes(r: Any, noisy: bool, deltas: bool, best: str | None) -> list[str]:
     if noisy:
         lines.append("validation scored on clean labels; train accuracy on the labels trained on (flipped included)")
     if deltas:
-        lines.append(f"Δ, p: against {r.baseline}, fold by fold; Nadeau–Bengio corrected paired t-test "
-                     f"(n_test/n_train = {r.test_train_ratio:.3g}); p of each cell alone, ★ after Holm's "
-                     "adjustment for testing every cell")
+        if r.table["p_value"].notna().any():
+            lines.append(f"Δ, p: against {r.baseline}, fold by fold; Nadeau–Bengio corrected paired t-test "
+                         f"(n_test/n_train = {r.test_train_ratio:.3g}), p of each cell alone"
+                         + ("" if best is None else f"; ★ = recommended: the highest mean among the cells that beat "
+                                                    f"{r.baseline} after Holm's adjustment for testing every cell"))
         lines.append(verdict(r.table.to_dict(orient="records"), r.baseline, best, r.best))
     return lines
 

@@ -23,8 +23,9 @@ def render(r: Any) -> None:
     print_table(out, f"diagnose {d['name']} ({d['n_train']} train / {d['n_test']} test) · {r.model} · "
                      f"mean of {r.seeds} seed(s)", cols, rows)
     if d.get("n_noisy"):
-        out.print(f"[dim]{d['n_noisy']} training labels flipped: validation and test accuracy and loss are scored on "
-                  "the clean labels, train accuracy on the labels trained on (flipped included)[/dim]")
+        out.print(f"[dim]{pct(d['n_noisy'] / d['n_train'])} of the training pool's labels flipped: validation and "
+                  "test accuracy and loss are scored on the clean labels, train accuracy on the labels trained on "
+                  "(flipped included)[/dim]")
     for line in sign_lines(r):
         out.print(line)
     color = {"memorizing": "red", "healthy": "green", "underfitting": "yellow"}[r.verdict]
@@ -38,8 +39,10 @@ def render(r: Any) -> None:
     out.print(f"verdict: [bold {color}]{r.verdict}{strength}[/bold {color}]{onset}")
     t = r.thresholds
     if t:
+        on = " on the clean labels" if "train_acc_clean" in r.final else ""
         out.print(f"[dim]memorizing = at least 2 of the 3 signs (strong when a gap reaches {100 * t['strong']:.0f} "
-                  f"points); underfitting = training accuracy below {100 * t['fit']:.0f}%; healthy otherwise[/dim]")
+                  f"points); underfitting = training accuracy{on} below {100 * t['fit']:.0f}%; healthy "
+                  "otherwise[/dim]")
     if r.note:
         out.print(f"[yellow]note:[/yellow] {escape(r.note)}; the third sign is not counted")
     out.print(f"[dim]study: {r.study_dir}[/dim]")

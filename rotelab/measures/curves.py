@@ -103,11 +103,17 @@ def _pct(fraction: float) -> str:
     return f"{100 * fraction:.1f}%"
 
 
-def _fit_gap_evidence(tr: float, va: float, t: Thresholds) -> Evidence:
-    """Sign 1: training accuracy high and validation accuracy ``t.gap`` below it."""
+def _fit_gap_evidence(tr: float, va: float, t: Thresholds, fit_acc: float | None = None) -> Evidence:
+    """Sign 1: training accuracy high and validation accuracy ``t.gap`` below it. Under label
+    noise (``fit_acc``: accuracy on the clean training labels) a low ``tr`` means the model
+    refuses the flipped labels, which is not failing to fit its data."""
     gap, fit, need = 100 * (tr - va), f"{100 * t.fit:g}%", f"{100 * t.gap:g}"
     if tr < t.fit:
-        return Evidence(100 * tr, 100 * t.fit, "%", f"train {_pct(tr)} < {fit}: the model does not fit its data")
+        why = ("the model does not fit its data" if fit_acc is None else
+               f"on the labels trained on; {_pct(fit_acc)} on their clean labels: it "
+               + ("does not fit the flipped labels" if fit_acc >= t.fit else "does not fit its data"))
+        return Evidence(100 * tr, 100 * t.fit, "%", f"train {_pct(tr)} < {fit} {why}" if fit_acc is not None
+                        else f"train {_pct(tr)} < {fit}: {why}")
     cmp = "≥" if tr - va >= t.gap else "<"
     text = f"train {_pct(tr)} ≥ {fit} and gap to validation {gap:.1f} points {cmp} {need}"
     return Evidence(gap, 100 * t.gap, "points", text)
@@ -206,7 +212,7 @@ def read_signs(
         severity = "strong" if max(gaps) >= t.strong else "mild"
     e3, e_shift = _test_evidence(tr, va, te, shift, t, z)
     e2 = _loss_gap_evidence(np.asarray(train_loss, float), np.asarray(val_loss, float), onset, t)
-    evidence = {"train_high_val_low": _fit_gap_evidence(tr, va, t), "loss_gap_widening": e2,
+    evidence = {"train_high_val_low": _fit_gap_evidence(tr, va, t, fit_acc), "loss_gap_widening": e2,
                 "poor_on_new_data": e3, "test_shift": e_shift}
     note = f"{TEST_SHIFT_NOTE} (validation {_pct(va)}, test {_pct(te)})" if shift else ""
     return Signs(s1, s2, s3, verdict, onset, severity, shift, note, evidence)

@@ -194,7 +194,8 @@ def _best(table: pd.DataFrame, among: np.ndarray | None = None) -> int:
     val = table["val_acc"].to_numpy(dtype=float)
     p = table["p_value"].to_numpy(dtype=float) if "p_value" in table else np.full(len(table), np.nan)
     rows = np.flatnonzero(np.ones(len(table), bool) if among is None else among)
-    keys = [(-val[i] if val[i] == val[i] else math.inf, p[i] if p[i] == p[i] else math.inf, i) for i in rows]
+    # means of equal counts can differ in the last bit (sums in another order): 1e-9 is a tie
+    keys = [(-round(val[i], 9) if val[i] == val[i] else math.inf, p[i] if p[i] == p[i] else math.inf, i) for i in rows]
     return min(keys)[2] if keys else 0
 
 

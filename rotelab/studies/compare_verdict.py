@@ -28,16 +28,25 @@ def verdict(rows: list[dict], baseline: str | None, recommended: str | None, bes
         holm = r.get("p_holm", r["p_value"])
         return f"p = {r['p_value']:.3g}" + (f", {holm:.3g} after Holm's adjustment for {m} tests" if m > 1 else "")
 
+    def holm(r: dict) -> float:
+        return r.get("p_holm", r["p_value"])
+
+    worse = [r["technique"] for r in tested if holm(r) < SIGNIFICANCE and r.get("delta_val_acc", 0) < 0]
+    worse_text = f"; significantly worse than {baseline}: {', '.join(worse)}" if worse else ""
     if recommended is not None:
         rec = next(r for r in rows if r["technique"] == recommended)
         text = f"{recommended} beats {baseline} by {100 * rec['delta_val_acc']:+.1f} points ({ps(rec)})"
-        return text + (f"; the highest mean is {best}, not significantly better" if best != recommended else "")
+        also = [f"{r['technique']} ({100 * r['delta_val_acc']:+.1f}, Holm p = {holm(r):.2g})" for r in tested
+                if r["technique"] != recommended and holm(r) < SIGNIFICANCE and r.get("delta_val_acc", 0) > 0]
+        text += f"; also significantly better, with a lower mean: {', '.join(also)}" if also else ""
+        return text + (f"; the highest mean is {best}, not significantly better" if best != recommended else "") \
+            + worse_text
     alone = sorted((r for r in tested if r["p_value"] < SIGNIFICANCE and r.get("delta_val_acc", 0) > 0),
                    key=lambda r: r["p_value"])
     if alone:
         return (f"no technique beats {baseline} significantly once the {m} tests are adjusted: {alone[0]['technique']} "
-                f"has {ps(alone[0])}; the highest mean is {best}")
-    return f"no technique beats {baseline} significantly (p < {SIGNIFICANCE}); the highest mean is {best}"
+                f"has {ps(alone[0])}; the highest mean is {best}" + worse_text)
+    return f"no technique beats {baseline} significantly (p < {SIGNIFICANCE}); the highest mean is {best}" + worse_text
 
 
 def _finite(v: Any) -> bool:

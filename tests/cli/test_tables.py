@@ -80,7 +80,7 @@ def test_every_cell_is_whole_or_folded_never_cropped(width, case):
                 Column("noisy labels\nmemorized", key=True), Column("Δ val acc\n(points)", key=True),
                 Column("p", key=True), Column("train\nacc"), Column("gap acc\n(points)"), Column("gap\nloss"),
                 Column("test\nacc"), Column("model-\nepochs")]
-        names = [t + (" ★ best" if k == 1 else "") for k, t in enumerate(TECHNIQUES)]
+        names = [t + (" ★" if k == 1 else "") for k, t in enumerate(TECHNIQUES)]
         rows = [[t, "57.3% ±11.7", "12.5%", "-20.3", "<0.001", "62.5%", "+5.2", "-0.030", "57.9%", "9"]
                 for t in names]
     else:  # prose columns wrap at spaces
@@ -143,7 +143,7 @@ def test_compare_shows_every_column_with_long_technique_names(monkeypatch, width
     compare.render(_compare_result(noisy))
     text = buf.getvalue()
     shown = {head: body for table in parse_tables(text) for head, body in table}
-    assert shown["technique"] == _squeeze("".join(t + (" ★ best" if k == 1 else "")
+    assert shown["technique"] == _squeeze("".join(t + (" ★" if k == 1 else "")
                                                   for k, t in enumerate(TECHNIQUES)))
     assert shown["Δvalacc(points)"] == "-25.7-10.0-20.3+0.70.0"  # the baseline's is empty; -3.7e-17 is 0.0
     assert shown["p"] == "0.0180.0080.0970.6801.000"

@@ -39,9 +39,10 @@ def test_compare_json_then_table_from_the_store(tmp_path, capsys):
     assert "reusing 3 of 3" in err
     for text in ("technique defaults", "noisy labels", "memorized", "Nadeau–Bengio", "l2=0.5"):
         assert text in out
-    best = next(row for row in r["table"] if row["technique"] == r["best"])
-    significant = r["best"] != "baseline" and best["p_value"] < 0.05 and best["delta_val_acc"] > 0
-    assert ("★ best" in out) == significant  # "best" is said only when it beats the baseline at p < 0.05
+    beats = [row for row in r["table"] if row["technique"] != "baseline" and row["p_holm"] < 0.05
+             and row["delta_val_acc"] > 0]
+    significant = bool(beats)  # ★ only for a cell that beats the baseline after Holm's adjustment
+    assert (r["recommended"] is not None) == significant and ("★" in out) == significant
     assert ("no technique beats baseline significantly" in out) == (not significant)
 
 

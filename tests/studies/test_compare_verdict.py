@@ -79,3 +79,22 @@ def test_one_split_has_no_test():
     rows = [dict(technique="baseline", p_value=float("nan")), dict(technique="l2", p_value=float("nan"))]
     assert verdict(rows, "baseline", None, "l2").startswith("one split per cell: no test against baseline")
     assert verdict(rows, None, "l2", "l2") == ""
+
+
+def test_equal_counts_whose_float_means_differ_in_the_last_bit_are_a_tie():
+    """259 of 300 either way: means summed in another order differ by 2e-16; the smaller p wins."""
+    from rotelab.studies.cv import mean_ci
+
+    a = mean_ci(np.array([56, 45, 53, 48, 57]) / 60)[0]
+    c = mean_ci(np.array([52, 52, 53, 48, 54]) / 60)[0]
+    t = _table([("baseline", 0.70, 1.0, 0.0), ("A", a, 0.001, 0.16), ("C", c, 0.04, 0.16)])
+    assert t.iloc[_best(t)]["technique"] == "A"
+
+
+def test_the_sentence_names_every_cell_that_survives_and_every_worse_one():
+    t = _table([("baseline", 0.75, 1.0, 0.0), ("a", 0.90, 0.001, 0.15), ("b", 0.85, 0.004, 0.10),
+                ("c", 0.60, 0.002, -0.15)])
+    text = verdict(t.to_dict("records"), "baseline", "a", "a")
+    assert text.startswith("a beats baseline by +15.0 points")
+    assert "also significantly better, with a lower mean: b (+10.0, Holm p = 0.004)" in text
+    assert text.endswith("significantly worse than baseline: c")
