@@ -84,3 +84,23 @@ def random_members(ds, k: int, n_train: int, seed: int = 0):
     test = np.zeros(len(y), bool)
     test[ds.n_train:] = True
     return x, y, train, val, test
+
+
+def tiny_jobs(n: int):
+    """``n`` one-epoch jobs of two small MLPs each on 50 synthetic examples, and their Examples:
+    the smallest real jobs a driver or store test can train."""
+    from rotelab.data.builtin import synthetic
+    from rotelab.engine.recipe import Recipe
+    from rotelab.engine.train import Members
+    from rotelab.models import ModelSpec, build_model
+    from rotelab.plan import Examples, Job, ModelRef
+
+    ds = synthetic(n_train=40, n_test=10, n_features=4, n_classes=2, seed=0)
+    ex = Examples.of(ds)
+    spec = ModelSpec("mlp", width=8).resolved()
+    recipe = Recipe(model=spec, epochs=1, batch_size=16, eval_every=0)
+    train = np.zeros((2, 50), bool)
+    train[:, :30] = True
+    ref = ModelRef(lambda: build_model(spec, ds.feature_shape, 2), f"builtin:{spec}")
+    return [Job(f"job {j}", recipe, Members(np.array([2 * j, 2 * j + 1]), train, ~train & ~ex.test_mask), j, ref)
+            for j in range(n)], ex

@@ -13,13 +13,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from conftest import tiny_jobs
 from executor_helpers import FAST, start_cli, trained_log
-from rotelab.data.builtin import synthetic
-from rotelab.engine.recipe import Recipe
-from rotelab.engine.train import Members
 from rotelab.executors.driver import run_jobs
-from rotelab.models import ModelSpec, build_model
-from rotelab.plan import Examples, Job, ModelRef
 from rotelab.progress import Progress
 from rotelab.store import LEASE_SECONDS, Owner, Store, lease_expired
 
@@ -121,19 +117,6 @@ def test_concurrent_claims_from_six_processes_never_overlap(store):
 
 
 # ══ the driver ═════════════════════════════════════════════════════════════════════════
-def _tiny_jobs(n: int) -> tuple[list[Job], Examples]:
-    """``n`` one-epoch jobs of two small MLPs each on 50 synthetic examples."""
-    ds = synthetic(n_train=40, n_test=10, n_features=4, n_classes=2, seed=0)
-    ex = Examples.of(ds)
-    spec = ModelSpec("mlp", width=8).resolved()
-    recipe = Recipe(model=spec, epochs=1, batch_size=16, eval_every=0)
-    train = np.zeros((2, 50), bool)
-    train[:, :30] = True
-    ref = ModelRef(lambda: build_model(spec, ds.feature_shape, 2), f"builtin:{spec}")
-    return [Job(f"job {j}", recipe, Members(np.array([2 * j, 2 * j + 1]), train, ~train & ~ex.test_mask), j, ref)
-            for j in range(n)], ex
-
-
 _HOLDER = """
 import sys, time
 from rotelab.store import Owner, Store
@@ -146,7 +129,7 @@ time.sleep(3)  # holds the jobs for 3 s, then dies without saving them
 
 
 def test_the_driver_waits_for_jobs_a_live_driver_holds_and_takes_them_over_when_it_dies(store):
-    jobs, ex = _tiny_jobs(3)
+    jobs, ex = tiny_jobs(3)
     keys = [job.key(ex.fingerprint) for job in jobs]
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(store.path), *keys[1:]], stdout=subprocess.PIPE,
                               text=True)
@@ -161,7 +144,7 @@ def test_the_driver_waits_for_jobs_a_live_driver_holds_and_takes_them_over_when_
 
 
 def test_the_driver_uses_what_another_driver_stored_meanwhile(store):
-    jobs, ex = _tiny_jobs(2)
+    jobs, ex = tiny_jobs(2)
     other = Owner("elsewhere", 7, "1")  # a live driver on another host holds job 1 ...
     key = jobs[1].key(ex.fingerprint)
     assert store.claim(key, other) == "claimed"
@@ -185,7 +168,7 @@ def test_the_driver_uses_what_another_driver_stored_meanwhile(store):
 
 
 def test_a_failing_executor_leaves_no_lease_behind(store):
-    jobs, ex = _tiny_jobs(2)
+    jobs, ex = tiny_jobs(2)
 
     class Failing:
         name = "failing"

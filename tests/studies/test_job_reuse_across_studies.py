@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from conftest import RecordingProgress
+from conftest import RecordingProgress, tiny_jobs
 from rotelab.data.builtin import synthetic
 from rotelab.store import Store
 from rotelab.studies.compare import compare
@@ -141,24 +141,6 @@ def test_a_rerun_of_the_same_study_still_takes_nothing_from_elsewhere(tmp_path, 
 
 
 # ── the driver: held jobs, the note ─────────────────────────────────────────────────────
-def _tiny_jobs(n: int):
-    """``n`` one-epoch jobs of two small MLPs each on 50 synthetic examples."""
-    from rotelab.engine.recipe import Recipe
-    from rotelab.engine.train import Members
-    from rotelab.models import ModelSpec, build_model
-    from rotelab.plan import Examples, Job, ModelRef
-
-    ds = synthetic(n_train=40, n_test=10, n_features=4, n_classes=2, seed=0)
-    ex = Examples.of(ds)
-    spec = ModelSpec("mlp", width=8).resolved()
-    recipe = Recipe(model=spec, epochs=1, batch_size=16, eval_every=0)
-    train = np.zeros((2, 50), bool)
-    train[:, :30] = True
-    ref = ModelRef(lambda: build_model(spec, ds.feature_shape, 2), f"builtin:{spec}")
-    return [Job(f"job {j}", recipe, Members(np.array([2 * j, 2 * j + 1]), train, ~train & ~ex.test_mask), j, ref)
-            for j in range(n)], ex
-
-
 def test_a_job_another_driver_of_the_study_holds_is_left_to_it(tmp_path):
     import threading
     import time
@@ -167,7 +149,7 @@ def test_a_job_another_driver_of_the_study_holds_is_left_to_it(tmp_path):
     from rotelab.progress import Progress
     from rotelab.store import Owner
 
-    jobs, ex = _tiny_jobs(2)
+    jobs, ex = tiny_jobs(2)
     a = Store.create(tmp_path / "a", {"kind": "test"})
     done = run_jobs(jobs, ex, store=a, progress=Progress(), device="cpu")
     a.close()
@@ -197,7 +179,7 @@ def test_what_was_taken_is_said_in_one_note_and_a_silent_progress_stays_silent(t
     from rotelab.executors.driver import run_jobs
     from rotelab.progress import Progress
 
-    jobs, ex = _tiny_jobs(2)
+    jobs, ex = tiny_jobs(2)
     for name, progress in (("a", Progress()), ("b", Progress()), ("c", RecordingProgress())):
         store = Store.create(tmp_path / name, {"kind": "test"})
         out = run_jobs(jobs[: 1 if name == "a" else 2], ex, store=store, progress=progress, device="cpu")
