@@ -20,9 +20,9 @@ from torch import nn
 from rotelab.data import Dataset
 from rotelab.engine.recipe import Recipe
 from rotelab.engine.train import OUTPUTS, Members
-from rotelab.validation import class_name
 from rotelab.errors import InvalidInputError
 from rotelab.store import FORMAT_VERSION
+from rotelab.validation import class_name
 
 SEED_STRIDE = 100_003  # memorization model m of study seed s gets seed s * stride + m
 _SUBSET_STREAM = 0x5B5E7  # keeps the subset draws apart from other seeded streams

@@ -517,8 +517,9 @@ def _record(run: _Run, recipe: Recipe, epoch: int, curves: dict, stopper: EarlyS
     if not (record or need or stopper is not None):
         return None
     scored = record and run.ys is not None
-    out = evaluate(run.net, run.xt, run.yt, outputs=("loss", "correct", "score_loss", "score_correct") if scored else ("loss", "correct"),
-                   standardizer=run.standardizer, precision=recipe.precision, rows=run.eval_rows, y_score=run.ys)
+    wanted = ("loss", "correct", "score_loss", "score_correct") if scored else ("loss", "correct")
+    out = evaluate(run.net, run.xt, run.yt, outputs=wanted, standardizer=run.standardizer, precision=recipe.precision,
+                   rows=run.eval_rows, y_score=run.ys if scored else None)
     metrics = {f"{name}_{m}": _masked_mean(out[key], mask) for name, mask in run.masks.items()
                for m, key in (("loss", "loss"), ("acc", "correct"))}
     if record:  # the curves score validation and test on ys; early stopping and controllers see what a user has
