@@ -19,8 +19,9 @@
 Keys are written as on the command line (``train-size``; ``train_size`` is read too); a
 key left out takes its default. Relative paths (``data``, ``runs-dir``) are read from the
 current directory, as on the command line. Every study also writes its own ``study.toml``
-into its directory, with every option resolved, so ``rotelab run runs/<id>/study.toml``
-reproduces it and reuses every finished job. This module reads and writes the files and
+into its directory, with every option resolved but ``runs-dir``, so ``rotelab run
+runs/<id>/study.toml`` reproduces it in place and reuses every finished job, from any current
+directory and after the runs folder was moved. This module reads and writes the files and
 checks them; nothing heavy is imported here.
 """
 
@@ -67,7 +68,11 @@ def load_study_file(path: str | Path) -> list[StudySpec]:
     if not isinstance(studies, list) or not studies or not all(isinstance(s, dict) for s in studies):
         raise InvalidInputError(f"{path}: no [[study]] table; add one with kind = \"diagnose\" (or compare, "
                                 "sweep, memorization, adapt)")
-    return [_check_study(path, i + 1, table) for i, table in enumerate(studies)]
+    specs = [_check_study(path, i + 1, table) for i, table in enumerate(studies)]
+    if (path.parent / "study.json").is_file():  # a study's own file: it reruns where it lies
+        specs = [s if "runs_dir" in s.options else
+                 StudySpec(s.kind, s.data, s.model, {**s.options, "runs_dir": str(path.parent.parent)}) for s in specs]
+    return specs
 
 
 def _check_study(path: Path, number: int, table: dict[str, Any]) -> StudySpec:
@@ -132,11 +137,12 @@ def study_file_text(kind: str, data: Any, model: Any, values: dict[str, Any]) ->
     """The ``study.toml`` that reruns a study: ``values`` are its options by Python name
     (None = default, left out)."""
     lines = ["# rotelab study file: `rotelab run <this file>` reproduces this study and reuses its",
-             "# finished jobs. Relative paths are read from the current directory.", "", "[[study]]",
+             "# finished jobs, in the folder that holds this study's folder (wherever it was moved).",
+             "# Other relative paths are read from the current directory.", "", "[[study]]",
              f"kind = {_toml(kind)}", f"data = {_toml(_name_of_data(data))}", f"model = {_toml(_name_of_model(model))}"]
     for f in option_fields(kind):
         value = values.get(f.name)
-        if value is not None:
+        if value is not None and f.name != "runs_dir":  # read from where the file lies
             lines.append(f"{f.name.replace('_', '-')} = {_toml(value)}")
     return "\n".join(lines) + "\n"
 

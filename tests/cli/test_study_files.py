@@ -64,6 +64,28 @@ def test_a_studys_own_file_reproduces_it(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("jobs/*.npz")} == before  # no job trained again
 
 
+def test_a_studys_own_file_reruns_in_place_after_the_runs_folder_moved(tmp_path, capsys, monkeypatch):
+    """The file used to say runs-dir = "runs": from another directory, or after a move, the
+    rerun trained everything again somewhere else."""
+    code, out, err = run_main(["diagnose", "--data", "synthetic", "--epochs", "2", "--seeds", "1", "--runs-dir",
+                               str(tmp_path / "runs"), "--json"], capsys)
+    assert code in (0, None), err
+    study = Path(json.loads(out)["study_dir"])
+    assert "runs-dir" not in (study / "study.toml").read_text()
+    moved = tmp_path / "archive" / "runs2"
+    moved.parent.mkdir()
+    (tmp_path / "runs").rename(moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    before = {p: p.stat().st_mtime_ns for p in moved.rglob("jobs/*.npz")}
+    code, out, err = run_main(["run", str(moved / study.name / "study.toml"), "--json"], capsys)
+    assert code in (0, None), err
+    assert json.loads(out)[0]["study_dir"] == str(moved / study.name)
+    assert before and {p: p.stat().st_mtime_ns for p in moved.rglob("jobs/*.npz")} == before  # nothing retrained
+    assert list(elsewhere.iterdir()) == []  # nothing written where the command ran
+
+
 @pytest.mark.parametrize(("content", "match"), [
     ('[[study]]\nkind = "diagnose"\nfold = 3\n', "study 1 (diagnose): unknown key 'fold'; valid keys: kind, data"),
     ('[[study]]\nkind = "diagnose"\nseeds = "three"\n', "study 1 (diagnose): 'seeds' must be a whole number, got 'three'"),
