@@ -15,6 +15,16 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _design(result: dict, k: int) -> str:
+    """What one row's job trained: its k members and the splits they are."""
+    repeats = f" × {result['repeats']} repeats" if result.get("repeats", 1) > 1 else ""
+    if result["folds"] > 1:
+        return f"Each row is one engine job whose {k} members are the folds ({result['folds']}-fold{repeats})"
+    if k == 1:
+        return "Each row is one engine job of one model on an 80/20 train/validation split"
+    return f"Each row is one engine job whose {k} members are 80/20 train/validation splits{repeats}"
+
+
 def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     rows = result["table"]
     noisy = "noisy_memorized" in rows[0]
@@ -25,9 +35,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     k = result["folds"] * result.get("repeats", 1)
     out = [
         {"kind": "text", "text": (
-            f"Each row is one engine job whose {k} members are the folds ({result['folds']}-fold"
-            + (f" × {result['repeats']} repeats" if result.get("repeats", 1) > 1 else "")
-            + "), identical for every row. Validation accuracy is on "
+            _design(result, k) + ", identical for every row. Validation accuracy is on "
             + ("the clean labels; the noise was injected into the training folds only." if noisy else "the held-out fold.")
             + (f" Δ and p are against {result['baseline']} ({'Nadeau–Bengio corrected resampled t-test' if result.get('test') == 'corrected_t' else 'paired t-test'})."
                if result.get("baseline") else "")

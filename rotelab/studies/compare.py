@@ -78,7 +78,8 @@ class CompareResult:
         best = self.table.set_index("technique").loc[self.best, "val_acc"]
         verdict = (f"recommended {self.recommended}" if self.recommended
                    else "no technique significantly better than baseline")
-        design = f"{self.folds}-fold" + (f" x {self.repeats}" if self.repeats > 1 else "")
+        design = (f"{self.folds}-fold" if self.folds > 1 else "80/20 split") + (
+            f" x {self.repeats}" if self.repeats > 1 else "")
         return short_repr(self, f"{len(self.table)} cells by {design}", f"best {self.best} ({100 * best:.1f}%)", verdict)
 
     def to_dict(self) -> dict:
