@@ -9,8 +9,13 @@ import numpy as np
 from rotelab.report import figures
 from rotelab.report.blocks import figure, pct, table
 
-#: rows whose strength is shown over epochs (the chosen member of each fold)
-_SHOWN = ("grid (best on CV)", "random (inner val)", "pbt ¼", "pbt 1×", "gap ¼", "gap 1×")
+#: rows whose strength is shown over epochs (the chosen member of each fold): these, and every
+#: PBT and gap-feedback row but the replays (their labels carry the budget: ``pbt ¼``, ``gap 1×``)
+_SHOWN = ("grid (best on CV)", "random (inner val)")
+
+
+def _shown(row: str) -> bool:
+    return row in _SHOWN or (row.split(" ")[0] in ("pbt", "gap") and not row.endswith("replay"))
 
 
 def blocks(study: dict, result: dict, path: Path) -> list[dict]:
@@ -28,7 +33,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
                   "Validation accuracy of each row, mean and 95% CI across folds; orange: the grid point with "
                   "the best mean CV accuracy (the bar)." + (" Diamonds: fraction of flipped training labels "
                                                            "the chosen members reproduce." if noisy else ""))]
-    sched = {k: np.asarray(v) for k, v in result["schedules"].items() if k in _SHOWN}
+    sched = {k: np.asarray(v) for k, v in result["schedules"].items() if _shown(k)}
     awd = {k: np.asarray(v) for k, v in result["schedules"].items() if k.startswith("awd")}
     out.append(figure(figures.strength_over_epochs(sched, ylabel=f"{result['technique']} strength",
                                                    log=bool(result["log_scale"]), extra=awd,

@@ -233,7 +233,7 @@ def _jobs(base: Recipe, s: Settings, inner: InnerSplit, fold_seeds: np.ndarray, 
             "random": job("random", g, random_values.ravel())}
     for scheme in s.schemes:
         for budget in BUDGETS:
-            p = max(2 if scheme == "pbt" else 1, round(g * budget))
+            p = scheme_members(scheme, budget, g)
             key = f"{scheme}@{budget:g}"
             if scheme == "awd":
                 jobs[key] = job(key, p, np.tile(spread(*AWD_RANGE, p, log=True, ends=False), f), knob="awd")
@@ -277,6 +277,19 @@ def _replay_jobs(base: Recipe, s: Settings, jobs: dict[str, Job], results: dict,
 
 
 # ══ the table ══════════════════════════════════════════════════════════════════════════
+def scheme_members(scheme: str, budget: float, grid: int) -> int:
+    """Members per fold an adaptive scheme runs with at ``budget`` (a share of the grid's):
+    PBT needs 2 to exploit one from another."""
+    return max(2 if scheme == "pbt" else 1, round(grid * budget))
+
+
+def _budget_label(scheme: str, budget: float, grid: int) -> str:
+    """``¼`` or ``1×``, the share of the grid's members a scheme runs with; the share it really
+    got where PBT's minimum of 2 members raised it (a grid of 4: ``pbt ½``, not ``pbt ¼``)."""
+    share = scheme_members(scheme, budget, grid) / grid
+    return {0.25: "¼", 0.5: "½", 0.75: "¾", 1.0: "1×"}.get(share, f"{share:.2g}×")
+
+
 def _row_plan(s: Settings, results: dict, chosen: dict, cv_best: np.ndarray) -> list[tuple[str, str, str, np.ndarray]]:
     """(label, scheme, job key, chosen members (F,)) for every row, in the table's order."""
     rows = [("baseline", "baseline", "baseline", chosen["baseline"]),
@@ -286,10 +299,10 @@ def _row_plan(s: Settings, results: dict, chosen: dict, cv_best: np.ndarray) -> 
     for scheme in s.schemes:
         for budget in BUDGETS:
             key = f"{scheme}@{budget:g}"
-            rows.append((f"{scheme} {'¼' if budget == 0.25 else '1×'}", scheme, key, chosen[key]))
+            name = f"{scheme} {_budget_label(scheme, budget, s.grid)}"
+            rows.append((name, scheme, key, chosen[key]))
             if f"{key}/replay" in results:
-                rows.append((f"{scheme} {'¼' if budget == 0.25 else '1×'} replay", f"{scheme}-replay",
-                             f"{key}/replay", np.arange(s.folds)))
+                rows.append((f"{name} replay", f"{scheme}-replay", f"{key}/replay", np.arange(s.folds)))
     return rows
 
 

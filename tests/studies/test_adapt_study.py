@@ -52,11 +52,12 @@ def test_adapt_rows_compute_schedules_and_stored_splits(tmp_path, small):
     r = adapt(small, "mlp", label_noise=0.2, folds=3, runs_dir=tmp_path, **FAST)
     t = r.table.set_index("row")
     assert list(t.index) == ["baseline", "grid (best on CV)", "grid (inner val)", "random (inner val)",
-                             "pbt ¼", "pbt ¼ replay", "pbt 1×", "pbt 1× replay", "gap ¼", "gap ¼ replay",
+                             "pbt ½", "pbt ½ replay", "pbt 1×", "pbt 1× replay", "gap ¼", "gap ¼ replay",
                              "gap 1×", "gap 1× replay", "awd ¼", "awd 1×"]
     grid_epochs = 3 * 4 * 6
     assert t.loc["grid (best on CV)", "model_epochs"] == grid_epochs == t.loc["random (inner val)", "model_epochs"]
-    assert t.loc["pbt ¼", "model_epochs"] == 3 * 2 * 6 and t.loc["pbt ¼", "compute"] == 0.5  # a population of 2
+    # a population of 2 is ½ of a 4-point grid: the label says the share it got, not the ¼ it was asked
+    assert t.loc["pbt ½", "model_epochs"] == 3 * 2 * 6 and t.loc["pbt ½", "compute"] == 0.5
     assert t.loc["gap ¼", "compute"] == 0.25 and t.loc["awd ¼", "compute"] == 0.25
     assert t.loc["pbt 1× replay", "model_epochs"] == grid_epochs + 3 * 6
     assert t.loc["baseline", "final_strength"] == 0 and t.loc["grid (best on CV)", "p_value"] == 1.0
