@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import shlex
 import subprocess
 import sys
 
@@ -19,12 +20,17 @@ def git_commit() -> str | None:
         return None
 
 
+#: options that change what a command prints, not what it computes
+_OUTPUT_ONLY = ("-q", "--quiet", "--json")
+
+
 def cli_command(kind: str | None) -> str | None:
-    """The command line, when this process is the ``rotelab KIND`` command itself (not the demo)."""
+    """The command line, when this process is the ``rotelab KIND`` command itself (not the demo),
+    quoted for a shell, less the options that change only what is printed (``-q``, ``--json``)."""
     args = sys.argv[1:]
     launched_as_cli = bool(sys.argv) and (sys.argv[0].endswith("rotelab") or sys.argv[0].endswith("__main__.py"))
     if launched_as_cli and kind is not None and args[:1] == [kind]:
-        return " ".join(["rotelab", *args])
+        return shlex.join(["rotelab", *(a for a in args if a not in _OUTPUT_ONLY)])
     return None
 
 

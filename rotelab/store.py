@@ -548,6 +548,10 @@ class Store:
     def jobs(self) -> list[tuple[str, str, int, float]]:
         return self._db.execute("SELECT key, label, n_members, seconds FROM jobs ORDER BY created").fetchall()
 
+    def untouched(self) -> bool:
+        """True when no job is stored and no driver holds a lease: a study nothing has worked on."""
+        return not self._db.execute("SELECT 1 FROM jobs UNION ALL SELECT 1 FROM leases LIMIT 1").fetchone()
+
     # ── leases: several drivers, one study ────────────────────────────────────────────
     def claim(self, key: str, owner: Owner) -> Claim:
         """Lease job ``key`` to ``owner`` unless it is stored ("done") or another driver's

@@ -88,7 +88,7 @@ def _check_study(path: Path, number: int, table: dict[str, Any]) -> StudySpec:
         name = key.replace("-", "_")
         if key in _COMMON:
             if not isinstance(value, str):
-                raise InvalidInputError(f"{where}: {key!r} must be a string, got {value!r}")
+                raise InvalidInputError(f"{where}: {key!r} must be a string, got {_toml(value)}")
             continue
         if name not in known:
             valid = ", ".join([*_COMMON, *(n.replace("_", "-") for n in known)])
@@ -112,8 +112,9 @@ def _check_value(where: str, key: str, value: Any, annotation: str) -> Any:
           "bool": isinstance(value, bool),
           "str": isinstance(value, str)}.get(wanted, False)
     if not ok:
-        article = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string"}[wanted]
-        raise InvalidInputError(f"{where}: {key!r} must be {article}, got {value!r}")
+        article = {"int": "a whole number", "float": "a number", "bool": "true or false",
+                   "str": "a string, or a list of names or numbers"}[wanted]
+        raise InvalidInputError(f"{where}: {key!r} must be {article}, got {_toml(value)}")
     return float(value) if wanted == "float" else value
 
 
@@ -125,10 +126,14 @@ def run_study_file(path: str | Path, *, progress: Any = None) -> list[Any]:
     from rotelab.studies import KINDS
 
     results = []
-    for spec in load_study_file(path):
+    for number, spec in enumerate(load_study_file(path), 1):
         module, name, _ = KINDS[spec.kind]
         run = getattr(importlib.import_module(module), name)
-        results.append(run(spec.data, spec.model, progress=progress, **spec.options))
+        try:
+            results.append(run(spec.data, spec.model, progress=progress, **spec.options))
+        except InvalidInputError as exc:  # a value the file's check could not judge (a train size too large)
+            exc.args = (f"{path}: study {number} ({spec.kind}): {exc}",)
+            raise
     return results
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rotelab.commands.options import num, out, pct, pp, study_command
+from rotelab.commands.options import noise_note, num, out, pct, plus_minus, pp, study_command
 from rotelab.commands.tables import Column, print_table
 from rotelab.studies.compare_verdict import verdict
 
@@ -34,9 +34,8 @@ def render(r: Any) -> None:
     best = r.recommended
     rows, styles = [], []
     for row in r.table.to_dict(orient="records"):
-        half = (row["val_acc_ci_high"] - row["val_acc_ci_low"]) / 2
         cells = [row["technique"] + (" ★" if row["technique"] == best else ""),
-                 pct(row["val_acc"]) + ("" if math.isnan(half) else f" ±{100 * half:.1f}")]
+                 pct(row["val_acc"]) + plus_minus(row, "val_acc")]
         cells += [pct(row["noisy_memorized"])] if noisy else []
         if deltas:
             base = row["technique"] == r.baseline
@@ -54,7 +53,7 @@ def render(r: Any) -> None:
 def notes(r: Any, noisy: bool, deltas: bool, best: str | None) -> list[str]:
     lines = ["gap acc = train − validation accuracy in percentage points; gap loss = validation − train loss"]
     if noisy:
-        lines.append("validation scored on clean labels; train accuracy on the labels trained on (flipped included)")
+        lines.append(noise_note(r.label_noise))
     if deltas:
         if r.table["p_value"].notna().any():
             lines.append(f"Δ, p: against {r.baseline}, fold by fold; Nadeau–Bengio corrected paired t-test "

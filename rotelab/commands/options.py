@@ -42,6 +42,22 @@ def pp(v: float | None) -> str:
     return f"{r:+.1f}" if r else "0.0"
 
 
+def noise_note(label_noise: float) -> str:
+    """What a gap means when a share of the training labels was flipped: validation is scored on
+    clean labels, train accuracy on the labels trained on, so fitting none of the flips is a
+    gap near minus the noise."""
+    return (f"validation scored on clean labels; train accuracy on the labels trained on (flipped included), so a "
+            f"model that fits none of the {pct(label_noise)} flipped labels has a gap near {pp(-label_noise)} points")
+
+
+def plus_minus(row: dict, name: str) -> str:
+    """' ±1.5': the half-width in points of ``row[name]``'s 95% CI, or '' without one. The interval
+    may be cut at a bound (an accuracy near 100%), so the half-width is the side not cut."""
+    mean, lo, hi = row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]
+    half = max(mean - lo, hi - mean)
+    return "" if half != half else f" ±{100 * half:.1f}"
+
+
 def _param(kind: str, f: Any) -> inspect.Parameter:
     """One dataclass field as a typer option: ``train_size`` -> ``--train-size``."""
     name = f.type.replace(" | None", "")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from rotelab.commands.options import num, out, pct, pp, study_command
+from rotelab.commands.options import noise_note, num, out, pct, plus_minus, pp, study_command
 from rotelab.commands.tables import Column, print_table
 
 
@@ -19,7 +18,9 @@ def render(r: Any) -> None:
         _table(r.widths, "width", "width",
                f"gap vs width · {d['name']} · {r.model} on {r.default_size} examples · {r.folds}-fold{noise}")
     out.print("[dim]gap acc = train − validation accuracy in percentage points; gap loss = validation − train "
-              "loss; validation on clean labels[/dim]")
+              "loss[/dim]")
+    if r.label_noise:
+        out.print(f"[dim]{noise_note(r.label_noise)}[/dim]")
     for name, path in r.figures.items():
         out.print(f"[dim]figure ({name}): {path}[/dim]")
     out.print(f"[dim]study: {r.study_dir}[/dim]")
@@ -33,8 +34,7 @@ def _table(t: Any, key: str, header: str, title: str) -> None:
              Column("model-\nepochs")]
     rows = []
     for row in t.to_dict(orient="records"):
-        half = (row["acc_gap_ci_high"] - row["acc_gap_ci_low"]) / 2
-        cells = [str(row[key]), pp(row["acc_gap"]) + ("" if math.isnan(half) else f" ±{100 * half:.1f}"),
+        cells = [str(row[key]), pp(row["acc_gap"]) + plus_minus(row, "acc_gap"),
                  pct(row["val_acc"])]
         cells += [pct(row["noisy_memorized"])] if noisy else []
         cells += [f"{row['params']:,}", pct(row["train_acc"]), num(row["loss_gap"]), pct(row["test_acc"]),

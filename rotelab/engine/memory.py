@@ -24,41 +24,60 @@ GPU_SHARE = 0.85
 
 
 class JobTooLarge(RotelabError):
-    """The job's members do not fit; ``fit`` of them would (0: not even one)."""
+    """The job's members do not fit; ``fit`` of them would (0: not even one). ``source``: where
+    the budget came from (the environment variable, or the GPU's free memory)."""
 
-    def __init__(self, *, k: int, fit: int, per_member: int, budget: int):
-        self.k, self.fit, self.per_member, self.budget = k, fit, per_member, budget
-        super().__init__(f"{k} members need about {_mib(k * per_member)} ({_mib(per_member)} each) but "
-                         f"{_mib(budget)} are free; {fit} fit at a time")
+    def __init__(self, *, k: int, fit: int, per_member: int, budget: int, source: str):
+        self.k, self.fit, self.per_member, self.budget, self.source = k, fit, per_member, budget, source
+        super().__init__(f"{k} members need about {_mib(k * per_member)} ({_mib(per_member)} each) but the budget "
+                         f"is {_mib(budget)} ({source}); {fit} fit at a time")
+
+    def advice(self) -> str:
+        """What to change when not even one member fits."""
+        more = f"a larger {BUDGET_ENV}" if self.source.startswith(BUDGET_ENV) else "a GPU with more free memory"
+        return (f"one member needs about {_mib(self.per_member)} but the budget is {_mib(self.budget)} "
+                f"({self.source}); use a smaller --batch-size or --width, or {more}")
 
 
 def _mib(n: float) -> str:
-    """Bytes as people read them: 0.3 MiB, 12 MiB, 3.4 GiB."""
+    """Bytes as people read them: 12 bytes, 3.0 KiB, 0.3 MiB, 12 MiB, 3.4 GiB."""
+    if n < 2**10:
+        return f"{n:.0f} bytes"
+    if n < 2**20 / 10:
+        return f"{n / 2**10:.1f} KiB"
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n < 10 * 2**20 else f"{n / 2**20:.0f} MiB"
 
 
 def budget_from_env() -> int | None:
     """``ROTELAB_MEMORY_BUDGET`` in bytes (None when unset); a value that is not a size is one
     clear error, raised by the studies before they open their folder."""
-    text = os.environ.get(BUDGET_ENV, "").strip().upper()
+    text = os.environ.get(BUDGET_ENV, "").strip()
     if not text:
         return None
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?", text)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?", text.upper())
     if not m:
         raise InvalidInputError(f"{BUDGET_ENV}={text!r}: expected bytes such as 2G, 500M or 123456")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+    n = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if n < 1:
+        raise InvalidInputError(f"{BUDGET_ENV}={text!r}: a budget must be at least 1 byte; unset it for no limit")
+    return n
+
+
+def _budget(device: torch.device) -> tuple[int | None, str]:
+    """(bytes a job may use, where that figure came from)."""
+    env = budget_from_env()
+    if env is not None:
+        return env, f"{BUDGET_ENV}={os.environ[BUDGET_ENV].strip()}"
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(GPU_SHARE * free), f"{GPU_SHARE:.0%} of the GPU's free memory"
+    return None, "no limit on the CPU"
 
 
 def budget_bytes(device: torch.device) -> int | None:
     """Bytes a job may use: ``ROTELAB_MEMORY_BUDGET`` if set, else a GPU's free memory (less some
     slack), else None (the CPU: no limit; the operating system's swap is the user's to manage)."""
-    env = budget_from_env()
-    if env is not None:
-        return env
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(GPU_SHARE * free)
-    return None
+    return _budget(device)[0]
 
 
 def member_bytes(net, sample: torch.Tensor, batch_size: int) -> int:
@@ -83,12 +102,13 @@ def member_bytes(net, sample: torch.Tensor, batch_size: int) -> int:
 def check_fits(net, sample: torch.Tensor, batch_size: int, device: torch.device) -> int | None:
     """Raise :class:`JobTooLarge` when the job's members need more than the budget; else the
     member-rows one evaluation chunk may hold in it (None: no budget, the engine's default)."""
-    budget = budget_bytes(device)
+    budget, source = _budget(device)
     if budget is None:
         return None
     per_member = member_bytes(net, sample, batch_size)
     if net.k * per_member > budget:
-        raise JobTooLarge(k=net.k, fit=int(budget // max(per_member, 1)), per_member=per_member, budget=budget)
+        raise JobTooLarge(k=net.k, fit=int(budget // max(per_member, 1)), per_member=per_member, budget=budget,
+                          source=source)
     per_row = max(per_member / batch_size, 1.0)  # activations of one example in one member (an upper bound:
     return max(net.k, int((budget - net.k * per_member) // per_row))  # evaluation keeps none for backward)
 

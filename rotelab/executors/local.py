@@ -86,8 +86,9 @@ def train_fitting(job: Job, examples: Examples, *, device: str, threads: int | N
         if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
             torch.cuda.empty_cache()
         if k == 1 or fit < 1:
-            raise RotelabError(f"job {job.label!r}: one member does not fit in memory ({exc}); use a smaller "
-                               "--batch-size or --width, or a device with more memory") from None
+            why = (exc.advice() if isinstance(exc, JobTooLarge) else "one member ran out of GPU memory; use a smaller "
+                   "--batch-size or --width, or a GPU with more free memory")
+            raise RotelabError(f"job {job.label!r}: {why}") from None
         size = min(fit, k // 2) if fit >= k else fit
         parts = [train_fitting(_part(job, range(s, min(s + size, k))), examples, device=device, threads=threads,
                                on_epoch=on_epoch if s == 0 else None, on_fallback=on_fallback)

@@ -15,6 +15,7 @@ Ray is optional (``pip install 'rotelab[ray]'``): it is imported inside function
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -135,6 +136,23 @@ def _attempt() -> int:
         return 0
 
 
+@contextlib.contextmanager
+def _quiet_secure_default() -> Iterator[None]:
+    """Drop Ray's note that the local cluster rotelab starts uses token authentication (Ray's
+    secure default: nothing to act on, and it came through ``-q``); its warning that a
+    cluster runs *without* authentication still shows."""
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+    log.addFilter(keep)
+    try:
+        yield
+    finally:
+        log.removeFilter(keep)
+
+
 # ══ in the driver ══════════════════════════════════════════════════════════════════════
 class RayExecutor:
     """Jobs as Ray tasks. ``address``: the cluster to join (``auto``, ``host:port``,
@@ -188,7 +206,8 @@ class RayExecutor:
         quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
         try:
             if address is None:
-                ray.init(num_cpus=self.num_cpus, include_dashboard=False, **quiet)
+                with _quiet_secure_default():
+                    ray.init(num_cpus=self.num_cpus, include_dashboard=False, **quiet)
             else:
                 ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:

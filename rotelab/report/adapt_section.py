@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from rotelab.report import figures
-from rotelab.report.blocks import figure, pct, table
+from rotelab.report.blocks import Pct, Points, figure, pct, pcts, table
+from rotelab.studies.adapt_goal import goal_lines
 
 #: rows whose strength is shown over epochs (the chosen member of each fold): these, and every
 #: PBT and gap-feedback row but the replays (their labels carry the budget: ``pbt ¼``, ``gap 1×``)
@@ -40,18 +41,22 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
                                                    extra_ylabel="AWD λ̄ (coupled decay, mean per epoch)"),
                       "The strength each fold's chosen member trained with, per epoch: median over folds, band "
                       "from the lowest to the highest fold (PBT: the lineage of weights the member inherited)."))
-    cols = ["row", "val acc", "95% CI", "Δ vs grid", "p", "test acc", "inner val acc"]
+    cols = ["row", "val acc", "95% CI", "Δ vs grid (points)", "p", "test acc", "inner val acc"]
     cols += ["noisy labels memorized"] if noisy else []
-    cols += ["final strength", "compute (× grid)", "model-epochs"]
+    cols += ["final strength", "lr-weighted strength", "compute (× grid)", "model-epochs"]
     body = []
     for r in rows:
-        row = [r["row"], r["val_acc"], f"{pct(r['val_acc_ci_low'])} – {pct(r['val_acc_ci_high'])}",
-               _num(r["delta_val_acc"]), _num(r["p_value"]), r["test_acc"], r["inner_val_acc"]]
-        row += [r["noisy_memorized"]] if noisy else []
-        row += [r["final_strength"], r["compute"], int(r["model_epochs"])]
+        row = [r["row"], Pct(r["val_acc"]), f"{pct(r['val_acc_ci_low'])} – {pct(r['val_acc_ci_high'])}",
+               Points(_num(r["delta_val_acc"])), _num(r["p_value"]), *pcts(r["test_acc"], r["inner_val_acc"])]
+        row += [Pct(r["noisy_memorized"])] if noisy else []
+        row += [r["final_strength"], _num(r.get("lr_weighted_strength")), r["compute"], int(r["model_epochs"])]
         body.append(row)
     out.append(table(cols, body, best=ref))
     return out
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _num(v) -> float:
@@ -67,12 +72,5 @@ def _intro(result: dict, noisy: bool, g: dict) -> str:
             "held to (Δ and p: Nadeau–Bengio corrected paired t-test). Compute is in model-epochs, as a "
             f"multiple of the grid's. PBT exploits every {result['period']} epoch(s), gap feedback steps every "
             f"{result.get('gap_period', result['period'])}.")
-    for goal in (g, g.get("nested")):
-        for name, what in (("quarter", "at ≤ ¼ of the grid's compute, within 0.5 points of"),
-                           ("equal", "at ≤ the grid's compute, above")):
-            if goal and goal.get(name):
-                b = goal[name]
-                text += (f" Goal {what} {goal['reference']}: best {b['row']} {pct(b['val_acc'])} vs "
-                         f"{pct(goal['grid_best_val_acc'])}, {'met' if b['met'] else 'missed'} "
-                         f"({b['margin_points']:+.1f} points).")
+    text += "".join(f" {_capital(line)}." for line in goal_lines(g))
     return text

@@ -101,6 +101,24 @@ def _meta(study: dict) -> list[tuple[str, str]]:
     return meta
 
 
+def _heading(study: dict) -> str:
+    """'compare · digits · mlp · baseline, dropout=0.5 · 10% label noise': the kind, the data and
+    the model, then what tells apart two studies of one kind on the same data."""
+    cfg = study["config"]
+    parts = [study["kind"], str(study["dataset"].get("name")), str(_recipe(cfg).get("model", {}).get("name", ""))]
+    what = cfg.get("techniques") or (cfg.get("cells") if cfg.get("cells") != ["baseline"] else None)
+    if what:
+        text = ", ".join(map(str, what))
+        parts.append(text if len(text) <= 60 else text[:59] + "…")
+    if cfg.get("settings", {}).get("technique"):
+        parts.append(f"{cfg['settings']['technique']} by {', '.join(cfg['settings'].get('schemes', []))}")
+    if cfg.get("train_size"):
+        parts.append(f"{cfg['train_size']} train")
+    if cfg.get("label_noise"):
+        parts.append(f"{100 * cfg['label_noise']:g}% label noise")
+    return " · ".join(p for p in parts if p)
+
+
 def _recipe(cfg: dict) -> dict:
     return cfg.get("recipe") or (cfg.get("recipes") or cfg.get("cells") or [{}])[0] or {}
 
@@ -130,6 +148,17 @@ def _command(study: dict) -> str:
     return " ".join(parts)
 
 
+def _tell_apart(sections: list[dict]) -> None:
+    """Headings that are still the same (two studies that differ in epochs or seed) get their
+    study's folder name, so that the table of contents tells them apart."""
+    seen: dict[str, int] = {}
+    for s in sections:
+        seen[s["heading"]] = seen.get(s["heading"], 0) + 1
+    for s in sections:
+        if seen[s["heading"]] > 1:
+            s["heading"] += f" ({s['anchor']})"
+
+
 def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path:
     """Render the studies at ``paths`` into one HTML file (default: ``report.html`` inside the
     first path, a study directory or a runs directory holding several)."""
@@ -151,10 +180,11 @@ def build_report(paths: list[str | Path], out: str | Path | None = None) -> Path
             block["id"] = f"{path.name}-{n}"
             headings.append((block["id"], block["text"]))
         sections.append({
-            "anchor": path.name, "heading": f"{kind} · {study['dataset'].get('name')}", "headings": headings,
+            "anchor": path.name, "heading": _heading(study), "headings": headings,
             "meta": _meta(study), "command": _command(study), "blocks": blocks,
             "study_file": str(path / "study.toml") if (path / "study.toml").is_file() else "",
         })
+    _tell_apart(sections)
     if not studies:
         raise StoreError("no readable study in " + ", ".join(map(str, paths)) + "; rerun the studies")
     from rotelab import __version__

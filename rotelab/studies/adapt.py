@@ -39,6 +39,7 @@ from rotelab.measures.noise import clean_accuracy, masked_mean, noisy_labels_mem
 from rotelab.options import ADAPT_SCHEMES, ADAPT_TECHNIQUES, DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Examples, Folds, InnerSplit, Job, inner_split, make_folds
 from rotelab.progress import Progress
+from rotelab.studies.adapt_goal import goal
 from rotelab.studies.cv import mean_ci, paired_ratio
 from rotelab.studies.prepare import (
     ModelArg, make_progress, open_study, prepare, result_json, short_repr, study_function, write_arrays,
@@ -81,7 +82,8 @@ class AdaptResult:
     ``table`` columns: ``scheme``, ``row`` (the label), ``compute`` (model-epochs / the grid's),
     ``val_acc`` with 95% CI (clean labels of the held-out fold), ``test_acc``, ``inner_val_acc``
     (what chose the member), ``noisy_memorized`` (with label noise; lower = fewer flipped
-    labels fitted), ``final_strength`` (mean over folds), ``delta_val_acc`` with CI and
+    labels fitted), ``final_strength`` and ``lr_weighted_strength`` (means over folds; see
+    :func:`lr_weighted`), ``delta_val_acc`` with CI and
     ``p_value`` against ``grid (best on CV)`` (Nadeau–Bengio corrected paired t-test),
     ``model_epochs``. ``schedules``: row -> (folds, epochs) strength of each fold's chosen member
     (AWD rows: its mean λ̄ per epoch). ``goal``: whether an adaptive row came within 0.5 points
@@ -329,6 +331,21 @@ def _schedule(s: Settings, job: Job, out: dict, members: np.ndarray) -> np.ndarr
     return np.repeat(values[members][:, None], job.recipe.epochs, axis=1)
 
 
+def lr_weighted(sched: np.ndarray, schedule: str) -> np.ndarray:
+    """(F,) each schedule's strength weighted by the learning rate of its epochs,
+    ``Σ lr_e λ_e / Σ lr_e`` for ``sched`` of shape (F, E): under a cosine schedule the last
+    epochs barely move the weights, so the final strength says little. For decoupled weight
+    decay it is exact (the fixed λ that decays the weights as much); for the other knobs a
+    summary. ``lr_e``: the cosine's mean over epoch e (``constant``: all equal)."""
+    e = sched.shape[1]
+    if schedule == "cosine":
+        edges = np.sin(np.pi * np.arange(e + 1) / e)
+        lr = 0.5 + e / (2 * np.pi) * np.diff(edges)  # ∫ ½(1 + cos πu) du over [k/e, (k+1)/e], times e
+    else:
+        lr = np.ones(e)
+    return sched @ lr / lr.sum()
+
+
 def _grid_best(s: Settings, grid_out: dict, f: Folds, ex: Examples) -> np.ndarray:
     """(F,) members of the grid point with the best mean accuracy on the folds' scored examples:
     chosen on the very numbers it is reported with (optimistic by construction)."""
@@ -349,13 +366,15 @@ def _summarize(s: Settings, jobs: dict[str, Job], results: dict, chosen: dict, f
         rows.append({"row": label, "scheme": scheme, "compute": compute / grid_compute, "model_epochs": int(compute),
                      "val_acc": mean, "val_acc_ci_low": lo, "val_acc_ci_high": hi,
                      **{k: mean_ci(v)[0] for k, v in m.items() if k != "val_acc"},
-                     "final_strength": float(np.mean(sched[:, -1]))})
+                     "final_strength": float(np.mean(sched[:, -1])),
+                     "lr_weighted_strength": float(np.mean(lr_weighted(sched, jobs[key].recipe.schedule)))})
         per_fold[label] = {k: [float(x) for x in v] for k, v in m.items()}
         schedules[label] = sched.tolist()
     ref = np.asarray(per_fold["grid (best on CV)"]["val_acc"])
     for row in rows:
         d = paired_difference(ref, np.asarray(per_fold[row["row"]]["val_acc"]), test_train_ratio=paired_ratio(s.folds))
-        row.update(delta_val_acc=d.mean_diff, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high, p_value=d.p_value)
+        row.update(delta_val_acc=d.mean_diff, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
+                   p_value=d.p_value if row["row"] != "grid (best on CV)" else float("nan"))  # not tested against itself
     table = pd.DataFrame(rows)
     return AdaptResult(
         study_dir=store_dir, dataset=ds.summary(), model=model, technique=s.technique, knob=s.knob,
@@ -373,36 +392,4 @@ def _compute(results: dict, key: str) -> float:
     return total
 
 
-ADAPTIVE = ("pbt", "gap", "awd", "pbt-replay", "gap-replay")
-
-
-def goal(table: pd.DataFrame, reference: str = "grid (best on CV)") -> dict:
-    """The issue's bar: an adaptive row within 0.5 points of the ``reference`` row's validation
-    accuracy at ≤ ¼ of the grid's compute, or above it at ≤ the grid's compute. Returns the
-    best row of each kind and its margin in points (positive = above the bar); ``nested``: the
-    same against ``grid (inner val)``, the grid chosen as the adaptive rows choose (per fold,
-    on the inner split), which carries no selection bias (the reference does, by design).
-    Against ``grid (best on CV)`` each best row also carries its ``p_value`` (the paired test of
-    the table) and ``candidates``, the rows it was picked from: a margin is a mean, and the best
-    of several means is optimistic too."""
-    ref = float(table.loc[table["row"] == reference, "val_acc"].iloc[0])
-    adaptive = table[table["scheme"].isin(ADAPTIVE)]
-    out: dict[str, Any] = {"reference": reference, "grid_best_val_acc": ref}
-    for name, limit, bar in (("quarter", 0.25 + 1e-9, -0.005), ("equal", 1.0 + 1e-9, 0.0)):
-        rows = adaptive[adaptive["compute"] <= limit]
-        if rows.empty:
-            out[name] = None
-            continue
-        best = rows.loc[rows["val_acc"].idxmax()]
-        margin = float(best["val_acc"] - ref - bar)
-        p = best.get("p_value") if reference == "grid (best on CV)" else None  # Δ and p are against that row
-        out[name] = {"row": best["row"], "val_acc": float(best["val_acc"]), "compute": float(best["compute"]),
-                     "margin_points": 100 * margin, "met": bool(margin >= -1e-9 if name == "quarter" else margin > 1e-9),
-                     "p_value": None if p is None or p != p else float(p), "candidates": int(len(rows))}
-    out["met"] = any(bool(out[n] and out[n]["met"]) for n in ("quarter", "equal"))
-    if reference != "grid (inner val)" and (table["row"] == "grid (inner val)").any():
-        out["nested"] = goal(table, "grid (inner val)")
-    return out
-
-
-__all__ = ["AdaptResult", "KNOBS", "adapt", "goal", "spread"]
+__all__ = ["AdaptResult", "KNOBS", "adapt", "goal", "lr_weighted", "spread"]

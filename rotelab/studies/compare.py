@@ -160,6 +160,7 @@ def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, 
         rows.append(row)
     table = pd.DataFrame(rows)
     if base_i is not None:  # every cell against the one baseline: one family of tests
+        table.loc[base_i, "p_value"] = np.nan  # the baseline is not tested against itself (Δ = 0 by definition)
         tested = np.arange(len(table)) != base_i
         table["p_holm"] = np.where(tested, 0.0, np.nan)
         table.loc[tested, "p_holm"] = holm_adjusted(table.loc[tested, "p_value"].to_numpy(dtype=float))
@@ -196,7 +197,8 @@ def _best(table: pd.DataFrame, among: np.ndarray | None = None) -> int:
     p = table["p_value"].to_numpy(dtype=float) if "p_value" in table else np.full(len(table), np.nan)
     rows = np.flatnonzero(np.ones(len(table), bool) if among is None else among)
     # means of equal counts can differ in the last bit (sums in another order): 1e-9 is a tie
-    keys = [(-round(val[i], 9) if val[i] == val[i] else math.inf, p[i] if p[i] == p[i] else math.inf, i) for i in rows]
+    # an untested row (the baseline, a single split) counts as p = 1: no evidence either way
+    keys = [(-round(val[i], 9) if val[i] == val[i] else math.inf, p[i] if p[i] == p[i] else 1.0, i) for i in rows]
     return min(keys)[2] if keys else 0
 
 

@@ -39,11 +39,19 @@ def paired_ratio(folds: int) -> float:
     return 1.0 / (folds - 1) if folds > 1 else HOLDOUT_FRACTION / (1.0 - HOLDOUT_FRACTION)
 
 
-def mean_ci(values: np.ndarray, test_train_ratio: float | None = None) -> tuple[float, float, float]:
+def mean_ci(values: np.ndarray, test_train_ratio: float | None = None,
+            bounds: tuple[float, float] | None = (0.0, 1.0)) -> tuple[float, float, float]:
     """(mean, ci_low, ci_high), 95% Student-t across folds, Nadeau–Bengio corrected when
-    ``test_train_ratio`` is given (k-fold: 1 / (k − 1)); NaN when a fold has no value."""
+    ``test_train_ratio`` is given (k-fold: 1 / (k − 1)); NaN when a fold has no value.
+
+    ``bounds``: the range the measure cannot leave (a fraction: [0, 1]; a gap in accuracy:
+    [−1, 1]; ``None`` for a loss). The t interval is cut to it, since a symmetric interval of a
+    few folds near 100% reaches past it (an accuracy of 107% is not a possible value)."""
     v = np.asarray(values, dtype=float)
     if not np.isfinite(v).all():
         return math.nan, math.nan, math.nan
     s = fold_summary(v, test_train_ratio=test_train_ratio)
-    return s.mean, s.ci_low, s.ci_high
+    lo, hi = s.ci_low, s.ci_high
+    if bounds is not None and s.n > 1:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return s.mean, lo, hi

@@ -15,6 +15,7 @@ import inspect
 import io
 import json
 import re
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from rotelab.data import Dataset, feature_warnings, load_dataset
 from rotelab.engine.memory import budget_from_env
 from rotelab.engine.recipe import OPTIMIZERS, PRECISIONS, SCHEDULES, Recipe
 from rotelab.engine.train import resolve_device
-from rotelab.errors import DataWarning, InvalidInputError
+from rotelab.errors import DataWarning, InvalidInputError, RotelabWarning
 from rotelab.executors.choose import check_executor_options
 from rotelab.models import MODELS, ModelSpec, build_model, check_model_spec
 from rotelab.options import DEFAULT_EPOCHS, TrainingOptions, help_of, option_fields
@@ -155,6 +156,9 @@ def prepare(kind: str, data: Any, model: ModelArg, opts: TrainingOptions, *,
     standardize = ds.kind == "vector" if opts.standardize is None else bool(opts.standardize)
     for line in feature_warnings(ds, standardize=standardize):
         warnings.warn(line, DataWarning, stacklevel=4)  # at the caller of rotelab.diagnose() etc.
+    if opts.precision == "bf16" and opts.executor == "local" and resolve_device(opts.device).type == "cpu":
+        warnings.warn("precision bf16 on the CPU: the forward pass is rounded to bfloat16 as on a GPU, which most "
+                      "CPUs run slower than fp32; bf16 is meant for GPUs", RotelabWarning, stacklevel=4)
     recipe = Recipe(model=choice.spec, epochs=epochs, batch_size=opts.batch_size, lr=opts.lr,
                     optimizer=opts.optimizer, schedule=opts.schedule, standardize=standardize,
                     precision=opts.precision)
@@ -197,9 +201,12 @@ def study_id(kind: str, data_name: str, model_name: str, config: dict) -> str:
 @contextlib.contextmanager
 def open_study(p: Prepared, config: dict, own_options: Any, *, sid: str | None = None) -> Iterator[Store]:
     """Create (or reopen, to resume) the study's directory once every input has been
-    checked; write its ``study.json`` and the ``study.toml`` that reruns it."""
+    checked; write its ``study.json`` and the ``study.toml`` that reruns it. A new study that
+    fails (not Ctrl-C) before it has stored a job is removed, with a runs folder made for it."""
     sid = sid or study_id(p.kind, p.ds.name, p.model.spec.name, config)
-    store = Store.create(Path(p.options.runs_dir) / sid, {
+    runs, path = Path(p.options.runs_dir), Path(p.options.runs_dir) / sid
+    created = [d for d in (runs, path) if not d.exists()]  # made by this call, so this call may remove them
+    store = Store.create(path, {
         "kind": p.kind, "id": sid, "config": config, "dataset": p.ds.summary(),
         "context": {**run_context(str(resolve_device(p.options.device)), p.kind), "threads_option": p.options.threads,
                     "executor": p.options.executor},
@@ -209,8 +216,25 @@ def open_study(p: Prepared, config: dict, own_options: Any, *, sid: str | None =
         atomic_write_bytes(store.path / "study.toml",
                            study_file_text(p.kind, p.data_arg, p.model_arg, values).encode())
         yield store
+    except Exception:
+        if created and _untouched(store):  # it failed before a job was stored: leave no empty study behind
+            store.close()
+            shutil.rmtree(path, ignore_errors=True)
+            if runs in created:
+                with contextlib.suppress(OSError):
+                    runs.rmdir()  # only while empty
+        raise
     finally:
         store.close()
+
+
+def _untouched(store: Store) -> bool:
+    """No job stored and no other driver at work on it (an index that cannot be read: keep the
+    folder for the error to point at)."""
+    try:
+        return store.untouched()
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def make_progress(progress: bool | Progress | None, title: str) -> Progress:

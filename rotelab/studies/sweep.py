@@ -35,6 +35,8 @@ from rotelab.validation import check_int
 
 #: Columns of both curve tables, each a mean over folds; the first three also get a 95% CI.
 CURVE_METRICS = ("acc_gap", "loss_gap", "val_acc", "train_acc", "test_acc", "train_loss", "val_loss")
+#: the range each curve cannot leave, to which its CI is cut (losses: unbounded; the rest: [0, 1])
+_BOUNDS = {"acc_gap": (-1.0, 1.0), "loss_gap": None, "train_loss": None, "val_loss": None}
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,7 +194,7 @@ def _tables(p: Prepared, points, results, fold_of: dict[int, Folds], default_siz
         row: dict[str, Any] = {"train_size": n, "width": recipe.model.width,
                                "params": _params(p.model.ref(recipe, p.ds).factory)}
         for name in CURVE_METRICS:
-            mean, lo, hi = mean_ci(m[name], paired_ratio(folds))
+            mean, lo, hi = mean_ci(m[name], paired_ratio(folds), _BOUNDS.get(name, (0.0, 1.0)))
             row[name] = mean
             if name in ("acc_gap", "loss_gap", "val_acc"):
                 row.update({f"{name}_ci_low": lo, f"{name}_ci_high": hi})

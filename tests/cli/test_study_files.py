@@ -88,9 +88,13 @@ def test_a_studys_own_file_reruns_in_place_after_the_runs_folder_moved(tmp_path,
 
 @pytest.mark.parametrize(("content", "match"), [
     ('[[study]]\nkind = "diagnose"\nfold = 3\n', "study 1 (diagnose): unknown key 'fold'; valid keys: kind, data"),
-    ('[[study]]\nkind = "diagnose"\nseeds = "three"\n', "study 1 (diagnose): 'seeds' must be a whole number, got 'three'"),
+    ('[[study]]\nkind = "diagnose"\nseeds = "three"\n', "study 1 (diagnose): 'seeds' must be a whole number, got \"three\""),
     ('[[study]]\nkind = "diagnose"\nepochs = 2.5\n', "'epochs' must be a whole number, got 2.5"),
     ('[[study]]\nkind = "diagnose"\nstandardize = 1\n', "'standardize' must be true or false, got 1"),
+    ('[[study]]\nkind = "diagnose"\nepochs = true\n', "'epochs' must be a whole number, got true"),  # as TOML spells it
+    ('[[study]]\nkind = "compare"\ntechniques = 5\n', "'techniques' must be a string, or a list of names or numbers"),
+    ('[[study]]\nkind = "compare"\ndata = "synthetic"\ntrain-size = 100000\n',  # found by the study, not the check
+     "study.toml: study 1 (compare): train size 100000 is larger than the 300 training examples of 'synthetic'"),
     ('[[study]]\nkind = "memorise"\n', "study 1: kind 'memorise'; expected kind = one of diagnose, compare, sweep"),
     ('[[study]]\ndata = "digits"\n', "study 1: no kind; expected kind = one of"),
     ('[[study]\nkind = "diagnose"\n', "not valid TOML"),

@@ -40,7 +40,9 @@ def test_a_job_split_by_a_tiny_budget_gives_the_same_numbers(monkeypatch):
 def test_not_even_one_member_fits_is_one_line(monkeypatch):
     job, ex = _job(2)
     monkeypatch.setenv(BUDGET_ENV, "1K")
-    with pytest.raises(RotelabError, match=r"job 't': one member does not fit in memory .*--batch-size"):
+    with pytest.raises(RotelabError, match=r"job 't': one member needs about 0.\d MiB but the budget is 1.0 KiB "
+                                           r"\(ROTELAB_MEMORY_BUDGET=1K\); use a smaller --batch-size or --width, "
+                                           r"or a larger ROTELAB_MEMORY_BUDGET$"):
         train_fitting(job, ex, device="cpu", threads=1)
 
 
@@ -54,15 +56,32 @@ def test_budget_parsing(monkeypatch):
     monkeypatch.setenv(BUDGET_ENV, "lots")
     with pytest.raises(InvalidInputError, match="expected bytes such as 2G"):
         budget_bytes(torch.device("cpu"))
+    monkeypatch.setenv(BUDGET_ENV, "0")
+    with pytest.raises(InvalidInputError, match="'0': a budget must be at least 1 byte; unset it for no limit"):
+        budget_bytes(torch.device("cpu"))
 
 
 def test_a_malformed_budget_is_one_line_before_any_study_folder(tmp_path, cli):
     r = cli("diagnose", "--data", "synthetic", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"),
             env={BUDGET_ENV: "lots"})
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ["Error: ROTELAB_MEMORY_BUDGET='LOTS': expected bytes such as 2G, "
+    assert r.stderr.strip().splitlines() == ["Error: ROTELAB_MEMORY_BUDGET='lots': expected bytes such as 2G, "
                                              "500M or 123456"]
     assert "Traceback" not in r.stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_study_whose_first_job_does_not_fit_leaves_no_folder(tmp_path, cli):
+    """The budget is read at train time, after the study folder is made: a study that stored
+    nothing removes it (and the runs folder it made), so no empty study is left to resume."""
+    r = cli("compare", "--data", "synthetic", "--epochs", "1", "--folds", "2", "--runs-dir", str(tmp_path / "runs"),
+            env={BUDGET_ENV: "1"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("Error: job 'baseline / 2 fold(s)': one member needs about")
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "runs").mkdir()  # a runs folder the user made stays, empty
+    assert cli("compare", "--data", "synthetic", "--epochs", "1", "--folds", "2", "--runs-dir",
+               str(tmp_path / "runs"), env={BUDGET_ENV: "1"}).returncode == 2
+    assert (tmp_path / "runs").is_dir() and not any((tmp_path / "runs").iterdir())
 
 
 def test_join_parts_keeps_members_in_order():

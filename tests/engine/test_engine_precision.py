@@ -36,3 +36,12 @@ def test_bf16_is_part_of_the_recipe_only_when_on(tmp_path):
     with pytest.raises(InvalidInputError, match="unknown precision 'fp16': expected one of fp32, bf16"):
         rotelab.diagnose("synthetic", precision="fp16", runs_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_bf16_on_the_cpu_says_it_is_meant_for_gpus(tmp_path):
+    import rotelab
+    from rotelab.errors import RotelabWarning
+
+    with pytest.warns(RotelabWarning, match="precision bf16 on the CPU: .* bf16 is meant for GPUs"):
+        r = rotelab.diagnose("synthetic", precision="bf16", device="cpu", epochs=1, seeds=1, runs_dir=tmp_path)
+    assert r.final["train_acc"] > 0  # a warning, not a refusal: it still trains

@@ -95,6 +95,20 @@ def test_a_damaged_study_is_left_out_of_a_runs_report_with_a_warning(evil_study)
         build_report([other])  # named alone, it is an error
 
 
+def test_studies_of_one_kind_on_the_same_data_have_headings_that_tell_them_apart(tmp_path):
+    runs = tmp_path / "runs"
+    common = dict(folds=2, epochs=2, batch_size=32, width=8, runs_dir=runs)
+    a = rotelab.compare("synthetic", "mlp", techniques="baseline,dropout", **common)
+    b = rotelab.compare("synthetic", "mlp", techniques="baseline,l2=0.001", label_noise=0.1, **common)
+    c = rotelab.compare("synthetic", "mlp", techniques="baseline,l2=0.001", label_noise=0.1, seed=1, **common)
+    html = build_report([runs]).read_text()
+    assert "<h2>compare · synthetic · mlp · baseline, dropout=0.5</h2>" in html
+    for r in (b, c):  # the same settings but the seed: the folder's name tells them apart
+        name = Path(r.study_dir).name
+        assert f"<h2>compare · synthetic · mlp · baseline, l2=0.001 · 10% label noise ({name})</h2>" in html
+    assert Path(a.study_dir).name not in html.split("<h2>")[1].split("</h2>")[0]
+
+
 def test_missing_files_and_other_versions_are_one_clear_error(evil_study, tmp_path, cli):
     (evil_study / "result.json").unlink()
     with pytest.raises(StoreError, match="missing result.json"):

@@ -16,6 +16,7 @@ from rotelab.errors import InvalidInputError
 from rotelab.plan import Examples, inner_split, make_folds
 from rotelab.store import Store
 from rotelab.studies.adapt import _choose, adapt, goal, spread
+from rotelab.studies.adapt_goal import goal_lines
 from rotelab.techniques import parse_cell
 
 FAST = dict(epochs=6, width=16, batch_size=32, device="cpu", grid=4, period=2)
@@ -60,7 +61,7 @@ def test_adapt_rows_compute_schedules_and_stored_splits(tmp_path, small):
     assert t.loc["pbt ½", "model_epochs"] == 3 * 2 * 6 and t.loc["pbt ½", "compute"] == 0.5
     assert t.loc["gap ¼", "compute"] == 0.25 and t.loc["awd ¼", "compute"] == 0.25
     assert t.loc["pbt 1× replay", "model_epochs"] == grid_epochs + 3 * 6
-    assert t.loc["baseline", "final_strength"] == 0 and t.loc["grid (best on CV)", "p_value"] == 1.0
+    assert t.loc["baseline", "final_strength"] == 0 and np.isnan(t.loc["grid (best on CV)", "p_value"])
     assert ((t["val_acc"] >= 0) & (t["val_acc"] <= 1)).all() and t["noisy_memorized"].notna().all()
     for label, sched in r.schedules.items():
         assert np.asarray(sched).shape == (3, 6), label
@@ -123,6 +124,24 @@ def test_goal_reads_the_bar_from_the_best_grid_point():
     g = goal(t)
     assert not g["quarter"]["met"] and g["quarter"]["margin_points"] == pytest.approx(-0.5)
     assert not g["equal"]["met"] and not g["met"]  # equal to the bar is not above it
+
+
+def test_goal_lines_say_met_in_the_mean_only_when_the_test_does_not_back_it():
+    t = pd.DataFrame({"row": ["grid (best on CV)", "pbt ¼", "gap 1×", "grid (inner val)"],
+                      "scheme": ["grid", "pbt", "gap", "grid"], "compute": [1.0, 0.25, 1.0, 1.0],
+                      "val_acc": [0.80, 0.797, 0.802, 0.79], "p_value": [np.nan, 0.6, 0.83, 0.2]})
+    lines = goal_lines(goal(t))
+    assert lines[0] == ("goal at ≤ ¼ of the grid's compute, within 0.5 points of grid (best on CV): met by pbt ¼, "
+                        "79.7% vs 80.0% (Δ -0.3 points, p = 0.6; the only adaptive row at that compute)")
+    assert lines[1].startswith("goal at ≤ the grid's compute, above grid (best on CV): met in the mean only "
+                               "(not significant) by gap 1×, 80.2% vs 80.0% (Δ +0.2 points, p = 0.83;")
+    assert lines[3] == ("goal at ≤ the grid's compute, above grid (inner val): met by gap 1×, 80.2% vs 79.0% "
+                        "(Δ +1.2 points)")  # no test against the nested reference: no p
+    t.loc[2, "p_value"] = 0.01
+    t.loc[1, "val_acc"] = 0.79
+    lines = goal_lines(goal(t))
+    assert "met by gap 1×" in lines[1]
+    assert "missed; the best was pbt ¼, 79.0% vs 80.0% (Δ -1.0 points" in lines[0]
 
 
 def test_spread_covers_the_range_with_or_without_its_ends():
@@ -189,3 +208,18 @@ def test_adapt_command_table_json_and_report(tmp_path, capsys, wide_console):
     assert code in (0, None)
     html = (tmp_path / r["study_dir"].split("/")[-1] / "report.html").read_text()
     assert "adapt · synthetic" in html and html.count("data:image/png") == 2 and "grid (best on CV)" in html
+
+
+def test_lr_weighted_strength_against_a_sum_over_steps():
+    """The cosine's mean per epoch, from the integral, against the learning rate of every step."""
+    from rotelab.studies.adapt import lr_weighted
+
+    sched = np.array([[1.0, 2.0, 4.0, 8.0], [3.0, 3.0, 3.0, 3.0]])
+    steps = 1000  # per epoch: the step-wise cosine of the engine (CosineAnnealingLR) approaches the integral
+    t = np.arange(4 * steps)
+    lr = 0.5 * (1 + np.cos(np.pi * t / (4 * steps)))
+    by_step = (np.repeat(sched, steps, axis=1) @ lr) / lr.sum()
+    np.testing.assert_allclose(lr_weighted(sched, "cosine"), by_step, rtol=1e-3)
+    assert lr_weighted(sched, "cosine")[0] < sched[0].mean()  # the late, strong epochs count less
+    np.testing.assert_allclose(lr_weighted(sched, "constant"), sched.mean(1))
+    assert lr_weighted(sched, "cosine")[1] == pytest.approx(3.0)  # a fixed strength is itself

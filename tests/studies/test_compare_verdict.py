@@ -59,6 +59,13 @@ def test_a_tie_goes_to_the_smaller_p_whatever_the_order():
         assert _recommended(t, _best(t), base) == "augment"
 
 
+def test_a_cell_that_ties_the_untested_baseline_does_not_take_best_from_it():
+    """The baseline has no p-value of its own (NaN, not a test against itself); a cell that
+    trained to the same numbers (p = 1) ties it, and the tie goes to the earlier row."""
+    t = _table([("baseline", 0.80, np.nan, 0.0), ("l2=1.0", 0.80, 1.0, 0.0), ("dropout", 0.70, 0.01, -0.1)])
+    assert t.iloc[_best(t)]["technique"] == "baseline" and _recommended(t, _best(t), 0) is None
+
+
 def test_a_significant_cell_is_recommended_even_when_another_has_the_highest_mean():
     t = _table([("baseline", 0.75, 1.0, 0.0), ("a", 0.90, 0.30, 0.15), ("b", 0.85, 0.004, 0.10)])
     assert t.iloc[_best(t)]["technique"] == "a" and _recommended(t, _best(t), 0) == "b"
