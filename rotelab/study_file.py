@@ -27,8 +27,10 @@ checks them; nothing heavy is imported here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,23 +120,39 @@ def _check_value(where: str, key: str, value: Any, annotation: str) -> Any:
     return float(value) if wanted == "float" else value
 
 
-def run_study_file(path: str | Path, *, progress: Any = None) -> list[Any]:
+def run_study_file(path: str | Path, *, progress: Any = None, runs_dir: str | Path | None = None) -> list[Any]:
     """Run every study in ``path`` in order (each resumable); returns their results. Every
-    study is checked before the first one runs."""
+    study is checked before the first one runs: its keys and types here, its values by the
+    study itself, stopped before it writes (a typo in study 2 costs no training of study 1).
+    ``runs_dir``: where every study goes, over the file's own ``runs-dir``."""
     import importlib
 
     from rotelab.studies import KINDS
 
+    from rotelab.studies.prepare import check_only
+
+    specs = list(enumerate(load_study_file(path), 1))
+    if runs_dir is not None:  # the command line's --runs-dir, over the file's
+        specs = [(n, StudySpec(s.kind, s.data, s.model, {**s.options, "runs_dir": str(runs_dir)})) for n, s in specs]
+    runs = [getattr(importlib.import_module(KINDS[spec.kind][0]), KINDS[spec.kind][1]) for _, spec in specs]
+    for (number, spec), run in zip(specs, runs):  # values only a study can judge (a train size too large),
+        with _prefixed(path, number, spec.kind):  # for every study before the first one trains
+            check_only(run, spec.data, spec.model, progress=False, **spec.options)
     results = []
-    for number, spec in enumerate(load_study_file(path), 1):
-        module, name, _ = KINDS[spec.kind]
-        run = getattr(importlib.import_module(module), name)
-        try:
+    for (number, spec), run in zip(specs, runs):
+        with _prefixed(path, number, spec.kind):
             results.append(run(spec.data, spec.model, progress=progress, **spec.options))
-        except InvalidInputError as exc:  # a value the file's check could not judge (a train size too large)
-            exc.args = (f"{path}: study {number} ({spec.kind}): {exc}",)
-            raise
     return results
+
+
+@contextlib.contextmanager
+def _prefixed(path: str | Path, number: int, kind: str) -> Iterator[None]:
+    """An input error of study ``number`` names the file and the study, as the file's own checks do."""
+    try:
+        yield
+    except InvalidInputError as exc:
+        exc.args = (f"{path}: study {number} ({kind}): {exc}",)
+        raise
 
 
 # ══ writing ════════════════════════════════════════════════════════════════════════════

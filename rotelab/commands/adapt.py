@@ -50,6 +50,9 @@ def notes(r: Any) -> list[str]:
                          if r.table["row"].str.startswith("awd").any() else ""),
              f"PBT exploits every {r.period} epoch(s), gap feedback steps every {r.gap_period}; a replay retrains "
              "fresh members along the chosen member's strength schedule"]
+    if r.label_noise:
+        lines.append("inner val acc: on the labels trained on (flipped included), as the adaptive schemes and the "
+                     "choice of members see them; val acc: on the clean labels")
     lines += goal_lines(r.goal)
     return lines
 

@@ -129,4 +129,4 @@ def _comparison(r: Any) -> None:
 
 
 command = study_command("memorization", render, "Which examples are memorized (Feldman-Zhang scores) and how "
-                                                "well membership leaks (loss, LiRA).")
+                                                "well membership leaks (loss, LiRA, RMIA).")

@@ -51,11 +51,14 @@ def noise_note(label_noise: float) -> str:
 
 
 def plus_minus(row: dict, name: str) -> str:
-    """' ±1.5': the half-width in points of ``row[name]``'s 95% CI, or '' without one. The interval
-    may be cut at a bound (an accuracy near 100%), so the half-width is the side not cut."""
+    """' ±1.5': the half-width in points of ``row[name]``'s 95% CI, or '' without one; an
+    interval cut at a bound (an accuracy near 100%) is shown as its ends, ' [87.2–100.0]'."""
     mean, lo, hi = row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]
-    half = max(mean - lo, hi - mean)
-    return "" if half != half else f" ±{100 * half:.1f}"
+    if lo != lo or hi != hi:
+        return ""
+    if abs((mean - lo) - (hi - mean)) > 1e-9:
+        return f" [{_rounded(100 * lo, 1):.1f}–{_rounded(100 * hi, 1):.1f}]"
+    return f" ±{100 * (hi - mean):.1f}"
 
 
 def _param(kind: str, f: Any) -> inspect.Parameter:

@@ -21,12 +21,15 @@ def command(
     path: Annotated[Path, typer.Argument(help="A study file (TOML), e.g. examples/study.toml or runs/<id>/study.toml.")],
     json_out: Annotated[bool, typer.Option("--json", help="print the results as a JSON list on stdout")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="where every study of the file goes, over the "
+                                                  "file's runs-dir (default: runs/, or the folder holding a study's "
+                                                  "own study.toml)")] = None,
 ) -> None:
     """Run the studies described in a TOML study file; rerunning it trains nothing new."""
     from rotelab.study_file import load_study_file, run_study_file
 
     specs = load_study_file(path)  # every study checked before the first runs
-    results = run_study_file(path, progress=not (json_out or quiet))
+    results = run_study_file(path, progress=not (json_out or quiet), runs_dir=runs_dir)
     if json_out:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return

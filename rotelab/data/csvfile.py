@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,21 @@ def _first_bad(mask, path: Path) -> tuple[int, str]:
 
 
 def _shorten(names, limit: int = 12) -> str:
+    """The first ``limit`` names and the last one (a label column is often last)."""
     names = [str(n) for n in names]
-    return ", ".join(names[:limit]) + (f", … ({len(names)} columns)" if len(names) > limit else "")
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[: limit - 1]) + f", …, {names[-1]} ({len(names)} columns)"
+
+
+#: column names that usually hold the label, offered when the one asked for is not there
+_LABEL_NAMES = ("label", "labels", "target", "class", "y", "category", "diagnosis", "species", "outcome")
+
+
+def _label_hint(columns: list[str], asked: str) -> str:
+    near = [c for c in columns if c.lower() in _LABEL_NAMES]
+    near += [c for c in difflib.get_close_matches(asked, columns, n=2) if c not in near]
+    return f"; did you mean {' or '.join(repr(c) for c in near[:2])}?" if near else ""
 
 
 def _check_feature_columns(df, features: list[str], path: Path) -> None:
@@ -133,8 +147,8 @@ def load_csv(path: str | Path, *, label_column: str = "label") -> Dataset:
     df.columns = columns
     if label_column not in columns:
         raise InvalidInputError(
-            f"{path}: no label column {label_column!r}; found columns {_shorten(columns)}; "
-            "pass label_column= (--label-column) to name it"
+            f"{path}: no label column {label_column!r}; found columns {_shorten(columns)}"
+            f"{_label_hint(columns, label_column)}; pass label_column= (--label-column) to name it"
         )
     index = _saved_index(df, label_column)
     features = [c for c in columns if c not in (label_column, index)]

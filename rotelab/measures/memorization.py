@@ -207,6 +207,11 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 _CORRELATION_FUNCS = {"pearson": _pearson, "spearman": _spearman}
 
 
+#: Below this split-half correlation two halves of the models rank the examples differently, and
+#: a study says its scores are unstable (a rule of thumb, not a test).
+UNSTABLE_BELOW = 0.5
+
+
 def split_half_correlation(
     correct: Any, train_mask: Any, *, rng: np.random.Generator, method: Correlation = "pearson"
 ) -> float:

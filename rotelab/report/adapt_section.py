@@ -41,7 +41,8 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
                                                    extra_ylabel="AWD λ̄ (coupled decay, mean per epoch)"),
                       "The strength each fold's chosen member trained with, per epoch: median over folds, band "
                       "from the lowest to the highest fold (PBT: the lineage of weights the member inherited)."))
-    cols = ["row", "val acc", "95% CI", "Δ vs grid (points)", "p", "test acc", "inner val acc"]
+    cols = ["row", "val acc", "95% CI", "Δ vs grid (points)", "p", "test acc",
+            "inner val acc (labels trained on)" if noisy else "inner val acc"]
     cols += ["noisy labels memorized"] if noisy else []
     cols += ["final strength", "lr-weighted strength", "compute (× grid)", "model-epochs"]
     body = []

@@ -43,7 +43,8 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
                 ("poor_on_new_data", "poor performance on new data"))]},
         {"kind": "heading", "text": "Learning curves"},
         figure(figures.learning_curves(result["epochs"], result["curves"], result["curves_std"], onset),
-               f"Mean ± std over {result['seeds']} seed(s); dashed line: memorization onset."),
+               f"Mean ± std over {result['seeds']} seed(s)"
+               + ("; dashed line: memorization onset." if onset is not None else "; no memorization onset.")),
         {"kind": "heading", "text": "Per epoch"},
         table(["epoch", "train acc", "val acc", "test acc", "train loss", "val loss", "acc gap (points)"], rows),
     ]

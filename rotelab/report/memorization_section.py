@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rotelab.errors import StoreError
+from rotelab.measures.memorization import UNSTABLE_BELOW
 from rotelab.report import figures, ledger_section
 from rotelab.report.blocks import Pct, b64, figure, gallery, pct, pcts, table
 
@@ -78,6 +79,15 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
     out.append(figure(figures.histogram(scores["score"].to_numpy(), xlabel="memorization score", marks=marks),
                       f"Scores of all {len(scores)} training examples (log count); split-half correlation "
                       f"{s['split_half_correlation']:.3f}."))
+    if s["split_half_correlation"] < UNSTABLE_BELOW:
+        out.append({"kind": "text", "text": (
+            f"The scores are unstable: two halves of the models rank the examples with a correlation of "
+            f"{s['split_half_correlation']:.2f} only, so the most memorized examples and the most influential "
+            "pairs below are mostly the noise of too few models (the largest of many noisy estimates is large by "
+            "chance). Train more models.")})
+    top_rows = [[id_text(r.get("id", r.get("index"))), name(r["given_label"]), name(r["predicted_label"]),
+                 r["score"], r["stderr"], "yes" if r["flipped"] else "no"] for r in s["top_memorized"]]
+    out.append(table(["example", "given", "predicted (held out)", "score", "stderr", "flipped"], top_rows))
     examples = path / files.get("examples", f"examples_{Path(files['npz']).stem.removeprefix('feldman_zhang_')}.npz")
     if examples.is_file():
         with np.load(examples) as f:
@@ -92,9 +102,6 @@ def _cell_blocks(path: Path, result: dict, cell: str, classes: list, kind: str, 
     out.append(table(["attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR"],
                      [[ATTACK_NAMES.get(a, a), v["auc"], *pcts(v["tpr_at_0_1pct"], v["tpr_at_1pct"])]
                       for a, v in s["attacks"].items()]))
-    top_rows = [[id_text(r.get("id", r.get("index"))), name(r["given_label"]), name(r["predicted_label"]), r["score"], r["stderr"],
-                 "yes" if r["flipped"] else "no"] for r in s["top_memorized"]]
-    out.append(table(["example", "given", "predicted (held out)", "score", "stderr", "flipped"], top_rows))
     return out
 
 

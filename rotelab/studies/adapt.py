@@ -376,10 +376,11 @@ def _summarize(s: Settings, jobs: dict[str, Job], results: dict, chosen: dict, f
         row.update(delta_val_acc=d.mean_diff, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
                    p_value=d.p_value if row["row"] != "grid (best on CV)" else float("nan"))  # not tested against itself
     table = pd.DataFrame(rows)
+    bar = goal(table, per_fold=per_fold, test_train_ratio=paired_ratio(s.folds))
     return AdaptResult(
         study_dir=store_dir, dataset=ds.summary(), model=model, technique=s.technique, knob=s.knob,
         log_scale=s.log, grid_values=[float(v) for v in spread(s.low, s.high, s.grid, log=s.log, ends=True)],
-        table=table, per_fold=per_fold, schedules=schedules, goal=goal(table), folds=s.folds, epochs=epochs,
+        table=table, per_fold=per_fold, schedules=schedules, goal=bar, folds=s.folds, epochs=epochs,
         period=s.period, gap_period=s.gap_period, inner_fraction=s.inner_fraction, label_noise=float(label_noise),
         seconds=float(sum(float(o["seconds"]) for o in results.values())))
 

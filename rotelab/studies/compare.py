@@ -12,18 +12,20 @@ is the fold's examples whose label was not flipped, a random ~(1 − p) share of
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rotelab.errors import RotelabWarning
 from rotelab.executors import make_executor, run_jobs
 from rotelab.measures.folds import holm_adjusted, paired_difference
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, split_options
 from rotelab.plan import Examples, Folds, Job, make_folds
 from rotelab.progress import Progress
-from rotelab.studies.cv import fold_metrics, mean_ci, paired_ratio
+from rotelab.studies.cv import NEAR_CHANCE_POINTS, fold_metrics, majority_rate, mean_ci, paired_ratio
 from rotelab.studies.prepare import (
     ModelArg, make_progress, open_study, prepare, result_json, short_repr, study_function, write_arrays,
     write_table,
@@ -49,7 +51,8 @@ class CompareResult:
     ``delta_val_acc`` with CI and ``p_value`` (paired test across folds), ``p_holm`` (the
     same p adjusted by Holm's method for testing every cell against the baseline), and
     ``delta_noisy_memorized``; ``model_epochs`` (epochs trained, summed over members);
-    ``best`` (highest mean validation accuracy; a tie goes to the smaller p). ``recommended``
+    ``best`` (highest mean validation accuracy; a tie goes to the smaller p) and
+    ``recommended`` (the row of the field below: the ★ of the terminal). ``recommended``
     is the cell of the highest mean among those that beat ``baseline`` at p_holm <
     ``SIGNIFICANCE`` (the best cell when there is no baseline to test against); otherwise
     None: no technique made a significant difference.
@@ -135,6 +138,12 @@ def compare(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
                             repeats=repeats, label_noise=opts.label_noise, epochs=p.recipe.epochs)
         write_table(store, "table.csv", result.table)
         store.write_json("result.json", result.to_dict())
+    majority, best = majority_rate(p.ds.y_train), float(result.table["val_acc"].max())
+    if best < majority + NEAR_CHANCE_POINTS:
+        warnings.warn(f"every technique's models are near chance on the held-out folds (the best {best:.1%}; always "
+                      f"guessing the most common class gives {majority:.1%}), so the comparison says little; train "
+                      "longer (--epochs), with another learning rate (--lr) or a bigger model", RotelabWarning,
+                      stacklevel=3)
     return result
 
 
@@ -165,7 +174,9 @@ def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, 
         table["p_holm"] = np.where(tested, 0.0, np.nan)
         table.loc[tested, "p_holm"] = holm_adjusted(table.loc[tested, "p_value"].to_numpy(dtype=float))
     best_i = _best(table)
-    table["best"] = np.arange(len(table)) == best_i
+    table["best"] = np.arange(len(table)) == best_i  # the highest mean, significant or not
+    recommended = _recommended(table, best_i, base_i)
+    table["recommended"] = table["technique"] == recommended  # beats the baseline after Holm (★)
     used = {n for c in cells for n, _ in c.parts}
     return CompareResult(
         study_dir=store_dir,
@@ -179,7 +190,7 @@ def _summarize(cells, recipes, results, f: Folds, ex: Examples, *, noisy: bool, 
         epochs=epochs,
         baseline=None if base_i is None else labels[base_i],
         best=labels[best_i],
-        recommended=_recommended(table, best_i, base_i),
+        recommended=recommended,
         test="corrected_t",
         test_train_ratio=ratio,
         techniques=[{"technique": lab, **r.to_dict()} for lab, r in zip(labels, recipes)],

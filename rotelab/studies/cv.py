@@ -33,6 +33,15 @@ def fold_metrics(out: dict[str, np.ndarray], f: Folds, ex: Examples, noisy: bool
     return m
 
 
+#: Held-out accuracy less than this far above always guessing the most common class: near chance.
+NEAR_CHANCE_POINTS = 0.10
+
+
+def majority_rate(y: np.ndarray) -> float:
+    """The accuracy of always guessing the most common class of ``y`` (n,)."""
+    return float(np.bincount(np.asarray(y)).max() / len(y))
+
+
 def paired_ratio(folds: int) -> float:
     """n_test / n_train of one split, for the Nadeau & Bengio correction (``folds == 1``: the
     80/20 split)."""

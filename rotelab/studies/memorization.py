@@ -23,7 +23,6 @@ which examples each technique stops memorizing (``ledger.csv``).
 from __future__ import annotations
 
 import re
-import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,10 +34,12 @@ import pandas as pd
 from rotelab.engine.train import OUTPUTS
 from rotelab.errors import RotelabWarning
 from rotelab.executors import make_executor, run_jobs
+from rotelab.measures.memorization import UNSTABLE_BELOW
 from rotelab.options import DEFAULT_DATA, DEFAULT_MODEL, MEMORIZATION_EPOCHS, split_options
 from rotelab.plan import SEED_STRIDE, Job, check_coverage, chunked, subset_masks, subset_members, subset_size
 from rotelab.progress import Progress
 from rotelab.store import RESULT_FILE, jsonable
+from rotelab.studies.cv import NEAR_CHANCE_POINTS, majority_rate
 from rotelab.studies.memorization_cells import measure_cell, write_cell
 from rotelab.studies.memorization_ledger import ledger_table
 from rotelab.studies.prepare import (
@@ -65,7 +66,8 @@ class MemorizationResult:
     ``influence_pairs[cell]``: DataFrame of the top (train, test) influence pairs.
     ``rocs[cell]``: DataFrame (attack, fpr, tpr), ``ROC_POINTS`` per attack.
     ``arrays[cell]``: ``trainset_mask`` (n_models, n_train) bool, ``memorization``
-    (n_train,), ``influence`` (n_train, n_test) float32 — the ``.npz`` export.
+    (n_train,), ``influence`` (n_train, n_test) float32 — the ``.npz`` export. ``seconds``: the
+    training time of its jobs as stored (a rerun that trains nothing keeps it), as in every study.
     """
 
     study_dir: str
@@ -122,7 +124,6 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
     subset; too few models is an :class:`~rotelab.errors.InvalidInputError` naming how many
     are needed. Higher scores = more memorized; higher attack TPR = more leakage.
     """
-    t0 = time.perf_counter()
     own, opts = split_options("memorization", options)
     models = check_int("models", own.models, minimum=1, maximum=1_000_000)
     subset = check_float("subset", own.subset, low=0.0, high=1.0, low_open=True, high_open=True)
@@ -153,7 +154,7 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
                         device=opts.device, threads=opts.threads, executor=make_executor(opts))
         per_cell = len(chunked(models, chunk))
         parts = _measure_cells(p, labels, outs, pool_mask, per_cell, store.path, own.reference_models)
-        for line in near_chance(parts["summaries"], p.ds.y_train):
+        for line in near_chance(parts["summaries"], p.ds.y_train) + unstable(parts["summaries"]):
             warnings.warn(line, RotelabWarning, stacklevel=3)
         if parts.get("ledger_table") is not None:
             write_table(store, "ledger.csv", parts["ledger_table"])
@@ -161,20 +162,16 @@ def memorization(data: Any = DEFAULT_DATA, model: ModelArg = DEFAULT_MODEL, *,
         result = MemorizationResult(
             study_dir=str(store.path), dataset=p.ds.summary(), model=p.model.spec.name, models=models,
             subset=subset, epochs=p.recipe.epochs, cells=labels, jobs_trained=outs.trained,
-            jobs_reused=outs.reused, seconds=float(time.perf_counter() - t0), config=config, **parts)
+            jobs_reused=outs.reused, seconds=float(sum(float(o["seconds"]) for o in outs)), config=config, **parts)
         store.write_json(RESULT_FILE, result.to_dict())
     return result
-
-
-#: Held-out accuracy less than this far above always guessing the most common class: near chance.
-NEAR_CHANCE_POINTS = 0.10
 
 
 def near_chance(summaries: dict[str, dict], y_train: np.ndarray) -> list[str]:
     """A line per cell whose models barely beat guessing on the examples they did not train on:
     scores, label issues and attacks from models that learned nothing are noise, however many
     labels they flag. Marks the cell's summary (``near_chance``) for the JSON and the report."""
-    majority = float(np.bincount(y_train).max() / len(y_train))
+    majority = majority_rate(y_train)
     lines = []
     for cell, s in summaries.items():
         acc = s["accuracy"]["held_out"]
@@ -185,6 +182,16 @@ def near_chance(summaries: dict[str, dict], y_train: np.ndarray) -> list[str]:
                          "scores, label issues and attacks say little; train longer (--epochs), with another "
                          "learning rate (--lr) or a bigger model")
     return lines
+
+
+def unstable(summaries: dict[str, dict]) -> list[str]:
+    """A line per cell (not near chance: that says more) whose scores two halves of its models do
+    not agree on: its top examples and influence pairs are then mostly the noise of few models."""
+    return [f"{cell}: the scores are unstable (split-half correlation {s['split_half_correlation']:.2f}, below "
+            f"{UNSTABLE_BELOW}): two halves of the models rank the examples differently, so the top examples and "
+            "influence pairs are mostly noise; train more models (--models)"
+            for cell, s in summaries.items()
+            if not s.get("near_chance") and s["split_half_correlation"] < UNSTABLE_BELOW]
 
 
 def _jobs(p: Prepared, labels: list[str], recipes: list, pool_mask: np.ndarray, *, models: int,

@@ -9,6 +9,8 @@ their defaults), checked by name before anything runs.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import difflib
 import functools
 import hashlib
 import inspect
@@ -198,11 +200,37 @@ def study_id(kind: str, data_name: str, model_name: str, config: dict) -> str:
     return f"{slug}-{digest}"
 
 
+#: set by :func:`check_only`: a study stops at ``open_study``, every input checked, nothing written
+_CHECK_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("rotelab_check_only", default=False)
+
+
+class _Checked(Exception):
+    """A study called under :func:`check_only` reached the point where it would write."""
+
+
+def check_only(run: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call the study function ``run`` up to the point where it would create its folder: every
+    input is checked (an error is raised as the study would raise it), nothing is trained or
+    written, no warning is shown (the real run shows them). ``rotelab run`` checks every study
+    of a file this way before the first one trains."""
+    token = _CHECK_ONLY.set(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run(*args, **kwargs)
+    except _Checked:
+        pass
+    finally:
+        _CHECK_ONLY.reset(token)
+
+
 @contextlib.contextmanager
 def open_study(p: Prepared, config: dict, own_options: Any, *, sid: str | None = None) -> Iterator[Store]:
     """Create (or reopen, to resume) the study's directory once every input has been
     checked; write its ``study.json`` and the ``study.toml`` that reruns it. A new study that
     fails (not Ctrl-C) before it has stored a job is removed, with a runs folder made for it."""
+    if _CHECK_ONLY.get():
+        raise _Checked
     sid = sid or study_id(p.kind, p.ds.name, p.model.spec.name, config)
     runs, path = Path(p.options.runs_dir), Path(p.options.runs_dir) / sid
     created = [d for d in (runs, path) if not d.exists()]  # made by this call, so this call may remove them
@@ -306,7 +334,9 @@ def study_function(kind: str) -> Callable[[Callable], Callable]:
         def public(*args: Any, **kwargs: Any) -> Any:
             unknown = sorted(set(kwargs) - allowed)
             if unknown:
-                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {unknown[0]!r}")
+                near = difflib.get_close_matches(unknown[0], allowed, n=1)
+                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {unknown[0]!r}"
+                                + (f"; did you mean {near[0]!r}?" if near else ""))
             return fn(*args, **kwargs)
 
         public.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]

@@ -93,6 +93,8 @@ def test_a_studys_own_file_reruns_in_place_after_the_runs_folder_moved(tmp_path,
     ('[[study]]\nkind = "diagnose"\nstandardize = 1\n', "'standardize' must be true or false, got 1"),
     ('[[study]]\nkind = "diagnose"\nepochs = true\n', "'epochs' must be a whole number, got true"),  # as TOML spells it
     ('[[study]]\nkind = "compare"\ntechniques = 5\n', "'techniques' must be a string, or a list of names or numbers"),
+    ('[[study]]\nkind = "diagnose"\ndata = "synthetic"\nepochs = 1\n\n[[study]]\nkind = "compare"\nlr = -1\n',
+     "study 2 (compare): learning rate must be in (0.0, inf], got -1.0"),  # study 1 is not trained first
     ('[[study]]\nkind = "compare"\ndata = "synthetic"\ntrain-size = 100000\n',  # found by the study, not the check
      "study.toml: study 1 (compare): train size 100000 is larger than the 300 training examples of 'synthetic'"),
     ('[[study]]\nkind = "memorise"\n', "study 1: kind 'memorise'; expected kind = one of diagnose, compare, sweep"),
@@ -129,3 +131,15 @@ def test_a_study_run_from_python_data_says_it_cannot_be_rerun_from_its_file(tmp_
     assert 'data = "<from Python>"' in own.read_text()
     code, _, err = run_main(["run", str(own)], capsys)
     assert code == 2 and "data came from Python and cannot be rerun from a file" in err
+
+
+def test_runs_dir_on_the_command_line_puts_every_study_there(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "two.toml"
+    f.write_text('[[study]]\nkind = "diagnose"\ndata = "synthetic"\nepochs = 1\nseeds = 1\n\n'
+                 '[[study]]\nkind = "diagnose"\ndata = "synthetic"\nepochs = 1\nseeds = 1\nruns-dir = "elsewhere"\n')
+    code, out, err = run_main(["run", str(f), "--runs-dir", "mine", "--json"], capsys)
+    assert code in (0, None), err
+    dirs = [Path(r["study_dir"]) for r in json.loads(out)]
+    assert [d.parent.name for d in dirs] == ["mine", "mine"] and not (tmp_path / "elsewhere").exists()
+    assert not (tmp_path / "runs").exists()

@@ -525,7 +525,13 @@ def test_csv_string_labels_and_tsv(tmp_path):
 
 def test_csv_missing_label_column(tmp_path):
     path = _write_csv(tmp_path / "t.csv", ["a", "b", "target"], [[1, 2, 0], [3, 4, 1]])
-    with pytest.raises(InvalidInputError, match=r"t\.csv: no label column 'label'; found columns a, b, target"):
+    with pytest.raises(InvalidInputError, match=r"t\.csv: no label column 'label'; found columns a, b, target; "
+                                                r"did you mean 'target'\?; pass label_column="):
+        load_file(path)
+    wide = [f"mean radius {i}" for i in range(30)] + ["diagnosis"]  # a wide table: the last column still shows
+    path = _write_csv(tmp_path / "w.csv", wide, [list(range(30)) + [0], list(range(30)) + [1]])
+    with pytest.raises(InvalidInputError, match=r"found columns mean radius 0, .*, mean radius 10, …, diagnosis "
+                                                r"\(31 columns\); did you mean 'diagnosis'\?"):
         load_file(path)
 
 

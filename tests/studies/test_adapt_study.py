@@ -16,6 +16,7 @@ from rotelab.errors import InvalidInputError
 from rotelab.plan import Examples, inner_split, make_folds
 from rotelab.store import Store
 from rotelab.studies.adapt import _choose, adapt, goal, spread
+from rotelab.measures.folds import paired_difference
 from rotelab.studies.adapt_goal import goal_lines
 from rotelab.techniques import parse_cell
 
@@ -136,7 +137,13 @@ def test_goal_lines_say_met_in_the_mean_only_when_the_test_does_not_back_it():
     assert lines[1].startswith("goal at ≤ the grid's compute, above grid (best on CV): met in the mean only "
                                "(not significant) by gap 1×, 80.2% vs 80.0% (Δ +0.2 points, p = 0.83;")
     assert lines[3] == ("goal at ≤ the grid's compute, above grid (inner val): met by gap 1×, 80.2% vs 79.0% "
-                        "(Δ +1.2 points)")  # no test against the nested reference: no p
+                        "(Δ +1.2 points)")  # no folds given, so no test against the nested reference
+    folds = {"grid (inner val)": {"val_acc": [0.78, 0.80, 0.79]}, "gap 1×": {"val_acc": [0.80, 0.79, 0.817]},
+             "pbt ¼": {"val_acc": [0.79, 0.80, 0.80]}}
+    g = goal(t, per_fold=folds, test_train_ratio=0.5)
+    p = paired_difference(folds["grid (inner val)"]["val_acc"], folds["gap 1×"]["val_acc"], test_train_ratio=0.5)
+    assert g["nested"]["equal"]["p_value"] == pytest.approx(p.p_value) and p.p_value > 0.05
+    assert "above grid (inner val): met in the mean only (not significant) by gap 1×" in goal_lines(g)[3]
     t.loc[2, "p_value"] = 0.01
     t.loc[1, "val_acc"] = 0.79
     lines = goal_lines(goal(t))

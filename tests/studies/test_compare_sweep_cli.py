@@ -30,6 +30,8 @@ def test_compare_json_then_table_from_the_store(tmp_path, capsys):
     r = json.loads(out)
     assert [row["technique"] for row in r["table"]] == ["baseline", "l2=0.5", "dropout=0.2"]
     assert sum(row["best"] for row in r["table"]) == 1 and r["baseline"] == "baseline"
+    assert [row["technique"] for row in r["table"] if row["recommended"]] == ([r["recommended"]] if r["recommended"]
+                                                                               else [])
     assert r["table"][0]["p_value"] is None and 0 <= r["table"][1]["noisy_memorized"] <= 1  # not tested vs itself
     assert {d["name"] for d in r["defaults"]} == {"l2", "dropout"}
     assert (tmp_path / r["study_dir"].split("/")[-1] / "table.csv").is_file()

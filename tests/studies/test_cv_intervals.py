@@ -38,3 +38,15 @@ def test_one_fold_or_a_missing_value_gives_no_interval():
     assert all(math.isnan(x) for x in mean_ci(np.array([0.8, np.nan])))
     mean, lo, hi = mean_ci(np.array([0.8]))
     assert mean == 0.8 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_the_terminal_shows_a_cut_interval_by_its_ends_and_an_uncut_one_as_plus_minus():
+    from rotelab.commands.options import plus_minus
+
+    mean, lo, hi = mean_ci(np.array([1.0, 1.0, 0.9]), 0.5)
+    row = {"val_acc": mean, "val_acc_ci_low": lo, "val_acc_ci_high": hi}
+    assert plus_minus(row, "val_acc") == f" [{100 * lo:.1f}–100.0]"
+    mean, lo, hi = mean_ci(np.array([0.6, 0.7, 0.65, 0.62]))
+    row = {"val_acc": mean, "val_acc_ci_low": lo, "val_acc_ci_high": hi}
+    assert plus_minus(row, "val_acc") == f" ±{100 * (hi - mean):.1f}"
+    assert plus_minus({"g": 0.1, "g_ci_low": math.nan, "g_ci_high": math.nan}, "g") == ""

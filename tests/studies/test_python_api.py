@@ -37,7 +37,7 @@ def test_a_model_that_fails_on_a_batch_is_the_users_model_failing(arrays, tmp_pa
 
 
 def test_unknown_keyword_is_a_type_error_and_help_lists_the_options():
-    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'epoch'; did you mean 'epochs'\?"):
         rotelab.compare("synthetic", epoch=3)
     doc = rotelab.compare.__doc__
     assert "folds = 5" in doc and "label_column = None" in doc and "lr = 0.01" in doc
