@@ -373,8 +373,9 @@ def _summarize(s: Settings, jobs: dict[str, Job], results: dict, chosen: dict, f
     ref = np.asarray(per_fold["grid (best on CV)"]["val_acc"])
     for row in rows:
         d = paired_difference(ref, np.asarray(per_fold[row["row"]]["val_acc"]), test_train_ratio=paired_ratio(s.folds))
+        itself = row["row"] == "grid (best on CV)"  # not tested against itself: no p
         row.update(delta_val_acc=d.mean_diff, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
-                   p_value=d.p_value if row["row"] != "grid (best on CV)" else float("nan"))  # not tested against itself
+                   p_value=float("nan") if itself else d.p_value)
     table = pd.DataFrame(rows)
     bar = goal(table, per_fold=per_fold, test_train_ratio=paired_ratio(s.folds))
     return AdaptResult(

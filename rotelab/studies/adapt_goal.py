@@ -1,6 +1,6 @@
 """The bar an ``adapt`` study holds its adaptive rows to, and the sentences that say whether
-they cleared it. Plain Python (a pandas table in, no import of it), so that the terminal and the report share the words
-without importing the engine."""
+they cleared it. Plain Python (a pandas table in, no import of it), so that the terminal and
+the report share the words without importing the engine."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def goal_lines(g: dict) -> list[str]:
     ``nested`` goal, for the terminal and the report alike.
 
     "above" with a p-value of the paired test that does not reach 0.05 is said to be met in the
-    mean only (against either reference); "within 0.5 points" is a statement about the mean (a test of no difference cannot
-    prove closeness), so its p-value is quoted, not judged."""
+    mean only (against either reference); "within 0.5 points" is a statement about the mean (a
+    test of no difference cannot prove closeness), so its p-value is quoted, not judged."""
     lines = []
     for goal_ in (g, g.get("nested")):
         for name, (_, _, what) in GOALS.items():
@@ -107,7 +107,8 @@ def _evidence(b: dict) -> str:
     if p is None:
         return ""
     n = b["candidates"]
-    return f", p = {p:.2g}; " + ("the only adaptive row at that compute" if n == 1 else f"the best of {n} adaptive rows")
+    among = "the only adaptive row at that compute" if n == 1 else f"the best of {n} adaptive rows"
+    return f", p = {p:.2g}; {among}"
 
 
 __all__ = ["ADAPTIVE", "GOALS", "goal", "goal_lines"]
