@@ -6,8 +6,9 @@ step page-faults those blocks in again. Measured: ~1000 faults per step of a 64-
 220 000 per step of a 256-member digits cnn. Fresh processes, alternating, on a 2-core Xeon
 (2026-11-26), median with / without this: a 64-member MNIST-1D MLP step 6.4 / 8.0 ms (6 pairs),
 a 64-member digits cnn step 113 / 139 ms (4 pairs, every pair faster).
-So during a job: no mmap and no trimming; afterwards glibc's initial settings come back and
-the freed memory is handed back (``malloc_trim``). Only speed changes, never a number.
+So during a job: no mmap and no trimming; afterwards glibc's initial settings come back (its
+mmap threshold too, which earlier frees may have raised) and the freed memory is handed back
+(``malloc_trim``). Only speed changes, never a number.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import functools
 import threading
 from collections.abc import Iterator
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 _lock = threading.Lock()
 _active = [0]  # jobs inside reuse_freed_memory() now (threads of one process share the allocator)
 
@@ -53,6 +54,9 @@ def reuse_freed_memory() -> Iterator[None]:
             if _active[0] == 0:
                 mallopt(_M_MMAP_MAX, 65536)
                 mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+                # glibc raises its mmap threshold each time an mmapped block is freed (up to 32 MiB),
+                # and a mallopt freezes it there: set it back, or big blocks stay on the heap
+                mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
                 malloc_trim(0)
 
 

@@ -13,6 +13,20 @@ from rotelab.engine.allocator import reuse_freed_memory
 pytestmark = pytest.mark.skipif(allocator._glibc() is None, reason="glibc only")
 
 
+@pytest.fixture(autouse=True)
+def small_pages():
+    """NumPy asks the kernel for huge pages on blocks of 4 MiB and up (madvise): a block that
+    happens to be 2 MiB aligned then faults in 2 huge pages, not 1024 small ones, and the counts
+    below depend on where the block landed. Off here, so every page counts."""
+    try:
+        from numpy._core import multiarray  # NumPy 2
+    except ImportError:
+        from numpy.core import multiarray
+    was = multiarray._set_madvise_hugepage(False)
+    yield
+    multiarray._set_madvise_hugepage(was)
+
+
 def _faults_per_cycle(cycles: int = 50, size: int = 4 << 20) -> float:
     """Minor page faults per allocation, first touch and free of a 4 MiB block."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
