@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from rotelab.report import figures
-from rotelab.report.blocks import Pct, Points, figure, pct, pcts, table
+from rotelab.report.blocks import Pct, Points, capital, figure, pct, pcts, table
 from rotelab.studies.adapt_goal import goal_lines
 
 #: rows whose strength is shown over epochs (the chosen member of each fold): these, and every
@@ -56,10 +56,6 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
     return out
 
 
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
 def _num(v) -> float:
     return float("nan") if v is None or not np.isfinite(v) else float(v)
 
@@ -73,5 +69,5 @@ def _intro(result: dict, noisy: bool, g: dict) -> str:
             "held to (Δ and p: Nadeau–Bengio corrected paired t-test). Compute is in model-epochs, as a "
             f"multiple of the grid's. PBT exploits every {result['period']} epoch(s), gap feedback steps every "
             f"{result.get('gap_period', result['period'])}.")
-    text += "".join(f" {_capital(line)}." for line in goal_lines(g))
+    text += "".join(f" {capital(line)}." for line in goal_lines(g))
     return text

@@ -42,6 +42,16 @@ def pct(v: float | None) -> str:
     return "–" if v is None or v != v else f"{100 * v:.1f}%"
 
 
+def points(v: float | None) -> str:
+    """A difference of two fractions in signed points, without the unit: 0.031 -> '+3.1'."""
+    return "–" if v is None or v != v else f"{100 * v:+.1f}"
+
+
+def capital(text: str) -> str:
+    """``text`` with its first letter upper-case (a sentence shared with the terminal)."""
+    return text[:1].upper() + text[1:]
+
+
 def figure(png: bytes, caption: str) -> dict:
     return {"kind": "figure", "png": b64(png), "caption": caption}
 

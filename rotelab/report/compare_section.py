@@ -7,12 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from rotelab.report import figures
-from rotelab.report.blocks import Pct, Points, figure, pct, pcts, table
+from rotelab.report.blocks import Pct, Points, capital, figure, pct, pcts, table
 from rotelab.studies.compare_verdict import verdict
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _design(result: dict, k: int) -> str:
@@ -39,7 +35,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
             + ("the clean labels; the noise was injected into the training folds only." if noisy else "the held-out fold.")
             + (f" Δ and p are against {result['baseline']} ({'Nadeau–Bengio corrected resampled t-test' if result.get('test') == 'corrected_t' else 'paired t-test'})."
                if result.get("baseline") else "")
-            + (f" {_capital(verdict(rows, result['baseline'], recommended, result.get('best')))}."
+            + (f" {capital(verdict(rows, result['baseline'], recommended, result.get('best')))}."
                if result.get("baseline") else ""))},
         figure(figures.interval_bars(labels, [r["val_acc"] for r in rows], [r["val_acc_ci_low"] for r in rows],
                                      [r["val_acc_ci_high"] for r in rows], xlabel="validation accuracy (95% CI)",

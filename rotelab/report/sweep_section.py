@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.errors import StoreError
-from rotelab.report.blocks import Pct, Points, figure, pct, pcts, table
+from rotelab.report.blocks import Pct, Points, figure, pct, pcts, points, table
 
 
 def _png(path: Path, stored: str) -> bytes:
@@ -14,10 +14,6 @@ def _png(path: Path, stored: str) -> bytes:
         return f.read_bytes()
     except OSError:
         raise StoreError(f"{f}: missing figure; rerun the sweep") from None
-
-
-def _points(v: float | None) -> str:
-    return "–" if v is None or v != v else f"{100 * v:+.1f}"
 
 
 def _ci(row: dict, name: str, fmt) -> str:
@@ -49,7 +45,7 @@ def blocks(study: dict, result: dict, path: Path) -> list[dict]:
         body = []
         for r in rows:
             row = [r[axis], r["params"], *pcts(r["train_acc"], r["val_acc"]), _ci(r, "val_acc", pct),
-                   Points(r["acc_gap"]), _ci(r, "acc_gap", _points), r["loss_gap"], Pct(r["test_acc"])]
+                   Points(r["acc_gap"]), _ci(r, "acc_gap", points), r["loss_gap"], Pct(r["test_acc"])]
             if noisy:
                 row.append(Pct(r.get("noisy_memorized", float("nan"))))
             body.append(row)
